@@ -1,0 +1,274 @@
+"""Documents -> Chunks: pieces of one section each, sized in tiktoken tokens, cut at sentences.
+
+A chunk never crosses a heading, prefers to end at a paragraph, never cuts a sentence unless
+the sentence alone is too long, and always fits the embedding model's window together with
+its context header (title and section path), so the embedder never truncates it silently.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from assistant import tokens
+from assistant.records import Chunk, Document, Sentence
+
+# Abbreviations after which a period does not end a sentence.
+_ABBREVIATIONS = {
+    "e.g", "i.e", "etc", "vs", "mr", "mrs", "ms", "dr", "prof", "st", "no", "nr", "fig",
+    "approx", "incl", "inc", "ltd", "co", "corp", "jr", "sr", "dept", "univ", "ca", "cf",
+    "resp", "bl", "bla", "mm", "t.ex", "s.k", "z.b", "bzw", "p", "pp", "vol", "ed", "eds",
+    "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec",
+    "p.zza",
+}
+_END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s+[\"'“‘(\[]?[\w])")
+_LIST_MARKER = re.compile(r"^(?:[-*+•✓√○o·]|\(?\d{1,2}[.)]|[a-z][.)])\s+")
+
+
+def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[Sentence]:
+    """Splits text[start:end] into sentences (list items and headings are sentences too)."""
+    end = len(text) if end is None else end
+    sentences: list[Sentence] = []
+    for line_start, line_end in _logical_lines(text, start, end):
+        s = line_start
+        for match in _END.finditer(text, line_start, line_end):
+            stop = match.end()
+            if _is_abbreviation(text, s, match.start()):
+                continue
+            sentences.append(Sentence(s, stop))
+            s = stop
+        sentences.append(Sentence(s, line_end))
+    return [t for t in (_trim(text, x) for x in sentences) if t is not None]
+
+
+def _logical_lines(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    # A line break ends a sentence unless the next line carries on in lower case, as
+    # paragraphs wrapped by a PDF export do.
+    line_start = start
+    pos = start
+    while pos < end:
+        newline = text.find("\n", pos, end)
+        if newline < 0:
+            break
+        following = text[newline + 1 : newline + 2]
+        previous = text[line_start:newline].rstrip()
+        continues = (
+            following.islower()
+            and previous
+            and not previous.endswith((".", "!", "?", ":", ";"))
+            and not _LIST_MARKER.match(text[newline + 1 : newline + 5])
+        )
+        if not continues:
+            yield line_start, newline
+            line_start = newline + 1
+        pos = newline + 1
+    if line_start < end:
+        yield line_start, end
+
+
+def _is_abbreviation(text: str, sentence_start: int, period: int) -> bool:
+    if text[period] != ".":
+        return False
+    word_match = re.search(r"([\w.]+)$", text[sentence_start:period])
+    if not word_match:
+        return False
+    word = word_match.group(1)
+    if word.lower().rstrip(".") in _ABBREVIATIONS:
+        return True
+    if len(word) == 1 and word.isupper():  # an initial: "J. Smith"
+        return True
+    # A heading or list number such as "3.3.1." at the start of a line.
+    return bool(re.fullmatch(r"(?:[A-Z]\.)?[\d.]+", word)) and not text[
+        sentence_start : period - len(word)
+    ].strip()
+
+
+def _trim(text: str, sentence: Sentence) -> Sentence | None:
+    s, e = sentence.start, sentence.end
+    while s < e and text[s].isspace():
+        s += 1
+    marker = _LIST_MARKER.match(text[s:e])
+    if marker and e - s > marker.end() + 1:
+        s += marker.end()
+    while e > s and text[e - 1].isspace():
+        e -= 1
+    if e <= s or not any(ch.isalnum() for ch in text[s:e]):
+        return None
+    return Sentence(s, e)
+
+
+def embedding_text(chunk: Chunk) -> str:
+    """Returns what the embedder reads for a chunk: its context header, then its text."""
+    return f"{chunk.header}\n{chunk.text}"
+
+
+@dataclass(frozen=True)
+class _Span:
+    start: int
+    end: int
+
+
+class Chunker:
+    """Cuts documents into section-bound, sentence-aligned chunks of about `target_tokens`."""
+
+    def __init__(
+        self,
+        target_tokens: int = 200,
+        max_tokens: int = 240,
+        fits: Callable[[str], bool] | None = None,
+    ) -> None:
+        if target_tokens < 16:
+            raise ValueError(f"target_tokens must be at least 16, not {target_tokens}")
+        if max_tokens < target_tokens:
+            raise ValueError(
+                f"max_tokens ({max_tokens}) must be at least target_tokens ({target_tokens})"
+            )
+        self.target_tokens = target_tokens
+        self.max_tokens = max_tokens
+        # Whether the embedding model reads a text whole; None when no model is involved.
+        self.fits = fits
+
+    def settings(self) -> dict[str, object]:
+        """Returns what the manifest records so that a change triggers a rebuild."""
+        return {
+            "target_tokens": self.target_tokens,
+            "max_tokens": self.max_tokens,
+            "tokenizer": "cl100k_base",
+            "version": 3,
+        }
+
+    def chunk(self, document: Document) -> list[Chunk]:
+        """Cuts one document into chunks, in document order."""
+        chunks: list[Chunk] = []
+        for leaf in self._leaves(document):
+            section = document.section_at(leaf.start)
+            path = section.path if section else ()
+            subject = section.subject if section else document.subject
+            sentences = split_sentences(document.text, leaf.start, leaf.end)
+            if section and section.start == leaf.start:
+                heading_end = document.text.find("\n", leaf.start, leaf.end)
+                if heading_end < 0 or all(s.end <= heading_end for s in sentences):
+                    continue  # only the heading: its title lives on in the children's paths
+            for group in self._pack(document.text, sentences):
+                chunk = self._make(document, group, path, subject, len(chunks))
+                for piece in self._fit(document, chunk, path, subject):
+                    chunks.append(self._renumber(piece, len(chunks)))
+        return chunks
+
+    def _leaves(self, document: Document) -> list[_Span]:
+        cuts = sorted({0, len(document.text), *(s.start for s in document.sections)})
+        return [_Span(a, b) for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
+
+    def _pack(self, text: str, sentences: list[Sentence]) -> list[list[Sentence]]:
+        groups: list[list[Sentence]] = []
+        current: list[Sentence] = []
+        size = 0
+        for sentence in self._bounded(text, sentences):
+            n = tokens.count_tokens(text[sentence.start : sentence.end])
+            paragraph_break = bool(current) and "\n\n" in text[current[-1].end : sentence.start]
+            # Close the chunk when the sentence would overflow it, or at a paragraph break
+            # once the chunk is already well filled.
+            if current and (
+                size + n > self.target_tokens
+                or (paragraph_break and size >= self.target_tokens * 0.6)
+            ):
+                groups.append(current)
+                current, size = [], 0
+            current.append(sentence)
+            size += n
+        if current:
+            groups.append(current)
+        return groups
+
+    def _bounded(self, text: str, sentences: list[Sentence]) -> Iterator[Sentence]:
+        # A sentence longer than max_tokens (a table row, a run-on list) is cut by tokens.
+        encoding = tokens.encoding()
+        for sentence in sentences:
+            piece = text[sentence.start : sentence.end]
+            ids = encoding.encode_ordinary(piece)
+            if len(ids) <= self.max_tokens:
+                yield sentence
+                continue
+            _, offsets = encoding.decode_with_offsets(ids)
+            cuts = [offsets[i] for i in range(0, len(ids), self.target_tokens)] + [len(piece)]
+            for a, b in zip(cuts, cuts[1:], strict=False):
+                trimmed = _trim(text, Sentence(sentence.start + a, sentence.start + b))
+                if trimmed:
+                    yield trimmed
+
+    def _make(
+        self,
+        document: Document,
+        group: list[Sentence],
+        path: tuple[str, ...],
+        subject: str,
+        n: int,
+    ) -> Chunk:
+        start, end = group[0].start, group[-1].end
+        text = document.text[start:end]
+        return Chunk(
+            id=f"{document.id}#{n}",
+            doc_id=document.id,
+            n=n,
+            title=document.title,
+            section_path=path,
+            subject=subject,
+            start=start,
+            end=end,
+            text=text,
+            sentences=tuple(group),
+            tokens=tokens.count_tokens(text),
+            page=document.page_at(start),
+        )
+
+    def _fit(
+        self, document: Document, chunk: Chunk, path: tuple[str, ...], subject: str
+    ) -> list[Chunk]:
+        # Split in two at a sentence until the model reads each piece whole.
+        if self.fits is None or self.fits(embedding_text(chunk)):
+            return [chunk]
+        sentences = list(chunk.sentences)
+        if len(sentences) == 1:
+            halves = _halve(document.text, sentences[0])
+            if halves is None:
+                raise ValueError(f"cannot make {chunk.id} fit the embedding model's window")
+            sentences = list(halves)
+        middle = len(sentences) // 2
+        out = []
+        for part in (sentences[:middle], sentences[middle:]):
+            piece = self._make(document, part, path, subject, chunk.n)
+            out.extend(self._fit(document, piece, path, subject))
+        return out
+
+    @staticmethod
+    def _renumber(chunk: Chunk, n: int) -> Chunk:
+        if chunk.n == n:
+            return chunk
+        return Chunk(
+            id=f"{chunk.doc_id}#{n}",
+            doc_id=chunk.doc_id,
+            n=n,
+            title=chunk.title,
+            section_path=chunk.section_path,
+            subject=chunk.subject,
+            start=chunk.start,
+            end=chunk.end,
+            text=chunk.text,
+            sentences=chunk.sentences,
+            tokens=chunk.tokens,
+            page=chunk.page,
+        )
+
+
+def _halve(text: str, sentence: Sentence) -> tuple[Sentence, Sentence] | None:
+    middle = (sentence.start + sentence.end) // 2
+    cut = text.rfind(" ", sentence.start, middle)
+    if cut <= sentence.start:
+        cut = middle
+    if cut <= sentence.start or cut >= sentence.end:
+        return None
+    first, second = _trim(text, Sentence(sentence.start, cut)), _trim(text, Sentence(cut, sentence.end))
+    if first is None or second is None:
+        return None
+    return first, second

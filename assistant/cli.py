@@ -1,0 +1,213 @@
+"""The `assistant` command: index, ask, chat, serve, eval, bench, feedback.
+
+Translates between the terminal and the core: options become settings, records become text
+or JSON, and an AssistantError becomes one line that says what to do (exit code 1).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from assistant.errors import AssistantError
+
+if TYPE_CHECKING:
+    from assistant.config import Settings
+    from assistant.indexer import IndexReport
+    from assistant.pipeline import Assistant
+    from assistant.records import Answer
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Ask questions about your documents; every answer cites its sources.",
+)
+feedback_app = typer.Typer(help="Work with the feedback users gave on answers.", no_args_is_help=True)
+app.add_typer(feedback_app, name="feedback")
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+T = TypeVar("T")
+
+CorpusOption = Annotated[
+    Path | None, typer.Option("--corpus", help="Folder of documents (default: ASSISTANT_CORPUS_DIR or ./corpus).")
+]
+IndexOption = Annotated[
+    Path | None, typer.Option("--index", help="Index folder (default: ASSISTANT_INDEX_DIR or ./index).")
+]
+
+
+def _settings(**overrides: Any) -> Settings:
+    from assistant.config import Settings
+
+    values = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**values)
+
+
+def _guard(action: Callable[[], T]) -> T:
+    try:
+        return action()
+    except AssistantError as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    except ValueError as exc:  # invalid settings from the environment or options
+        err.print(f"[bold red]error:[/] {escape(str(exc).strip())}")
+        raise typer.Exit(1) from None
+
+
+def _assistant(settings: Settings) -> Assistant:
+    from assistant.pipeline import Assistant
+
+    return Assistant.from_settings(settings)
+
+
+# ----------------------------------------------------------------------------------- index
+
+
+@app.command()
+def index(
+    corpus: CorpusOption = None,
+    index: IndexOption = None,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Re-embed every document.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Index the corpus: only added or changed documents are embedded, deleted ones removed."""
+
+    def run() -> IndexReport:
+        settings = _settings(corpus_dir=corpus, index_dir=index)
+        return build_index(_assistant(settings), rebuild=rebuild, quiet=quiet)
+
+    report = _guard(run)
+    _print_report(report)
+
+
+def build_index(assistant: Assistant, *, rebuild: bool = False, quiet: bool = False) -> IndexReport:
+    """Runs the indexer with a progress bar on the terminal."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    labels = {"read": "Reading documents", "embed": "Embedding chunks", "write": "Writing index"}
+    if quiet or not err.is_terminal and os.environ.get("ASSISTANT_PROGRESS") != "1":
+        return assistant.index(rebuild=rebuild)
+    with Progress(
+        TextColumn("{task.description:<20}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    ) as bar:
+        tasks: dict[str, Any] = {}
+
+        def tick(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(labels.get(stage, stage), total=max(total, 1))
+            bar.update(tasks[stage], completed=done, total=max(total, 1))
+
+        return assistant.index(rebuild=rebuild, progress=tick)
+
+
+def _print_report(report: IndexReport) -> None:
+    if report.rebuild_reason and report.written:
+        err.print(f"[yellow]Full rebuild:[/] {escape(report.rebuild_reason)}")
+    for doc_id, reason in report.skipped:
+        err.print(f"[yellow]skipped[/] {escape(doc_id)}: {escape(reason)}")
+    if not report.written:
+        out.print(
+            f"Index is up to date: {report.documents} documents, {report.chunks} chunks "
+            f"({report.seconds:.2f} s)."
+        )
+        return
+    changes = []
+    for label, items in (("added", report.added), ("changed", report.changed), ("removed", report.removed)):
+        if items:
+            changes.append(f"{len(items)} {label}")
+    out.print(
+        f"Indexed {report.documents} documents, {report.chunks} chunks "
+        f"({', '.join(changes) or 'no document changes'}; {report.unchanged} unchanged; "
+        f"{report.embedded} chunks embedded; {len(report.skipped)} skipped) "
+        f"in {report.seconds:.1f} s."
+    )
+
+
+# ------------------------------------------------------------------------------------- ask
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question, in quotes.")],
+    index: IndexOption = None,
+    k: Annotated[int | None, typer.Option("--k", min=1, max=100, help="Passages to retrieve.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")] = False,
+) -> None:
+    """Answer one question from the index, with numbered sources."""
+
+    def run() -> Answer:
+        assistant = _assistant(_settings(index_dir=index, k=k))
+        return assistant.ask(question)
+
+    answer = _guard(run)
+    if as_json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        return
+    _print_answer(answer)
+
+
+def _print_answer(answer: Answer) -> None:
+    style = "yellow" if answer.abstained else ""
+    out.print(escape(answer.text), style=style, highlight=False)
+    if answer.standalone_question and answer.standalone_question != answer.question:
+        out.print(f"[dim](searched for: {escape(answer.standalone_question)})[/]")
+    if answer.citations:
+        out.print("\n[bold]Sources[/]")
+    for c in answer.citations:
+        where = f" › {c.section}" if c.section else ""
+        page = f", page {c.page}" if c.page else ""
+        out.print(f"[bold][{c.n}][/] {escape(c.title)}{escape(where)}{page}  [dim]{escape(c.doc)}:{c.start}-{c.end}[/]", highlight=False)
+        snippet = c.quote if len(c.quote) <= 300 else c.quote[:297] + "..."
+        out.print(f"    [dim]“{escape(snippet)}”[/]", highlight=False)
+
+
+@app.command()
+def chat(index: IndexOption = None, k: Annotated[int | None, typer.Option("--k", min=1, max=100)] = None) -> None:
+    """Ask questions one after another; follow-ups are understood in context."""
+    from assistant.records import Turn
+
+    assistant = _guard(lambda: _assistant(_settings(index_dir=index, k=k)))
+    _guard(lambda: assistant.store)
+    history: list[Turn] = []
+    out.print("[dim]Ask a question (empty line or Ctrl-D to quit).[/]")
+    while True:
+        try:
+            question = input("> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            break
+        if not question:
+            break
+        answer = _guard(lambda q=question: assistant.ask(q, history))  # type: ignore[misc]
+        _print_answer(answer)
+        history += [Turn("user", question), Turn("assistant", answer.text)]
+
+
+def main() -> None:
+    """Entry point of the `assistant` console script."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # Indexing reports skipped files itself; the log would say it twice.
+    logging.getLogger("assistant.indexer").setLevel(logging.ERROR)
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,261 @@
+"""Corpus folder -> index, incrementally: only added or changed documents are parsed and embedded.
+
+Unchanged documents keep their chunks, vectors and keyword rows; deleted ones disappear; a
+change of model or chunker settings rebuilds everything and says why. Nothing is written when
+nothing changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from assistant.chunking import Chunker, embedding_text
+from assistant.documents import SourceFile, load_document, scan_corpus
+from assistant.embedding import Embedder
+from assistant.errors import CorpusError, IndexCorruptError, IndexMismatchError
+from assistant.keyword_index import KeywordIndex, analyze
+from assistant.records import Chunk, Document
+from assistant.store import (
+    FORMAT_VERSION,
+    IndexStore,
+    Manifest,
+    read_manifest,
+    write_lock,
+    write_version,
+)
+
+logger = logging.getLogger(__name__)
+
+# progress(stage, done, total): stages are "read", "embed", "write".
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class IndexReport:
+    """What an indexing run did."""
+
+    documents: int = 0
+    chunks: int = 0
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    embedded: int = 0  # texts the model had to embed (cache misses)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (doc id, reason)
+    rebuild_reason: str = ""
+    written: bool = False
+    seconds: float = 0.0
+    version: str = ""
+
+
+@dataclass(frozen=True)
+class IndexLimits:
+    """Per-file limits that keep one bad file from stalling a run."""
+
+    max_file_mb: float = 50.0
+    pdf_timeout_s: float = 60.0
+    pdf_memory_mb: int = 1024
+
+
+def keyword_text(chunk: Chunk) -> str:
+    """Returns what the keyword index reads for a chunk: the same header as the embedder."""
+    return embedding_text(chunk)
+
+
+class Indexer:
+    """Builds and updates the index of one corpus folder."""
+
+    def __init__(
+        self,
+        corpus_dir: Path,
+        index_dir: Path,
+        embedder: Embedder,
+        chunker: Chunker,
+        limits: IndexLimits | None = None,
+        approximate_threshold: int = 200_000,
+    ) -> None:
+        # The embedder loads its model on first use, so a run with nothing to do stays fast.
+        self.corpus_dir = corpus_dir
+        self.index_dir = index_dir
+        self.embedder = embedder
+        self.chunker = chunker
+        self.limits = limits or IndexLimits()
+        self.approximate_threshold = approximate_threshold
+
+    def run(self, *, rebuild: bool = False, progress: Progress | None = None) -> IndexReport:
+        """Brings the index up to date with the corpus folder."""
+        started = time.perf_counter()
+        report = IndexReport()
+        tick = progress or (lambda stage, done, total: None)
+        with write_lock(self.index_dir):
+            files, report.skipped = scan_corpus(self.corpus_dir)
+            if not files:
+                raise CorpusError(
+                    f"no documents in {self.corpus_dir} (.txt, .md or .pdf): add some, or set "
+                    "ASSISTANT_CORPUS_DIR",
+                    self.corpus_dir,
+                )
+            old = read_manifest(self.index_dir)
+            if old is not None:
+                report.rebuild_reason = self._rebuild_reason(old, rebuild)
+            if old is None:
+                report.rebuild_reason = "no index yet"
+            full = bool(report.rebuild_reason)
+            previous = None
+            if not full:
+                try:
+                    previous = IndexStore.load(self.index_dir)
+                except (IndexCorruptError, IndexMismatchError) as exc:
+                    report.rebuild_reason = f"the previous index is unusable ({exc})"
+                    full = True
+            known = {} if full or old is None else old.documents
+            known_skips = {} if full or old is None else old.skipped
+
+            fresh: list[Document] = []
+            kept_ids: list[str] = []
+            skipped_now: dict[str, dict[str, str]] = {}
+            for i, source in enumerate(files):
+                tick("read", i, len(files))
+                entry = known.get(source.doc_id)
+                if entry and entry["hash"] == source.content_hash:
+                    kept_ids.append(source.doc_id)
+                    continue
+                skip = known_skips.get(source.doc_id)
+                if skip and skip["hash"] == source.content_hash:
+                    report.skipped.append((source.doc_id, skip["reason"]))
+                    skipped_now[source.doc_id] = skip
+                    continue
+                document = self._load(source, report, skipped_now)
+                if document is not None:
+                    fresh.append(document)
+                    (report.changed if source.doc_id in known else report.added).append(source.doc_id)
+            tick("read", len(files), len(files))
+            present = {f.doc_id for f in files}
+            report.removed = sorted(
+                d for d in known if d not in present or d in skipped_now
+            )
+            report.unchanged = len(kept_ids)
+            if not full and not fresh and not report.removed and skipped_now.keys() == known_skips.keys():
+                report.documents = len(kept_ids)
+                report.chunks = old.chunks if old else 0
+                report.seconds = time.perf_counter() - started
+                return report
+            if not kept_ids and not fresh:
+                raise CorpusError(
+                    f"none of the {len(files)} files in {self.corpus_dir} could be read; "
+                    "see the reasons above",
+                    self.corpus_dir,
+                )
+
+            embedder, chunker = self.embedder, self.chunker
+            computed_before = getattr(embedder, "computed", 0)
+            new_chunks: list[Chunk] = []
+            for document in fresh:
+                new_chunks.extend(chunker.chunk(document))
+            new_vectors = self._embed(embedder, new_chunks, tick)
+
+            kept_docs, kept_chunks, kept_rows = self._carry_over(previous, kept_ids)
+            chunks = kept_chunks + new_chunks
+            documents = kept_docs + fresh
+            if previous is not None and kept_rows:
+                vectors = np.vstack([np.asarray(previous.vectors[kept_rows]), new_vectors])
+                keyword = previous.keyword.updated(kept_rows, [analyze(keyword_text(c)) for c in new_chunks])
+            else:
+                vectors = new_vectors
+                keyword = KeywordIndex.build(analyze(keyword_text(c)) for c in new_chunks)
+            manifest = Manifest(
+                format_version=FORMAT_VERSION,
+                model=embedder.model_id,
+                dimension=embedder.dimension,
+                chunker=chunker.settings(),
+                documents={
+                    d.id: {
+                        "hash": d.content_hash,
+                        "title": d.title,
+                        "language": d.language,
+                        "chunks": sum(1 for c in chunks if c.doc_id == d.id),
+                    }
+                    for d in documents
+                },
+                skipped=skipped_now,
+                built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                build_seconds=round(time.perf_counter() - started, 3),
+            )
+            tick("write", 0, 1)
+            folder = write_version(
+                self.index_dir, manifest, documents, chunks, vectors, keyword,
+                self.approximate_threshold,
+            )
+            tick("write", 1, 1)
+            if previous is not None:
+                previous.close()
+        report.documents = len(documents)
+        report.chunks = len(chunks)
+        report.written = True
+        report.version = folder.name
+        report.embedded = getattr(embedder, "computed", len(new_chunks)) - computed_before
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _rebuild_reason(self, old: Manifest, requested: bool) -> str:
+        if requested:
+            return "--rebuild was asked for"
+        if old.format_version != FORMAT_VERSION:
+            return f"the index format changed ({old.format_version} -> {FORMAT_VERSION})"
+        if old.model != self.embedder.model_id:
+            return f"the embedding model changed ({old.model} -> {self.embedder.model_id})"
+        settings = self.chunker.settings()
+        if old.chunker != settings:
+            changed = sorted(k for k in settings if old.chunker.get(k) != settings.get(k))
+            return f"the chunker settings changed ({', '.join(changed)})"
+        return ""
+
+    def _load(
+        self, source: SourceFile, report: IndexReport, skipped: dict[str, dict[str, str]]
+    ) -> Document | None:
+        try:
+            return load_document(
+                source,
+                max_file_mb=self.limits.max_file_mb,
+                pdf_timeout_s=self.limits.pdf_timeout_s,
+                pdf_memory_mb=self.limits.pdf_memory_mb,
+            )
+        except CorpusError as exc:
+            report.skipped.append((source.doc_id, str(exc)))
+            skipped[source.doc_id] = {"hash": source.content_hash, "reason": str(exc)}
+            logger.warning("skipped %s: %s", source.doc_id, exc)
+            return None
+
+    def _embed(self, embedder: Embedder, chunks: Sequence[Chunk], tick: Progress) -> np.ndarray:
+        texts = [embedding_text(c) for c in chunks]
+        parts = []
+        batch = 64
+        for i in range(0, len(texts), batch):
+            tick("embed", i, len(texts))
+            parts.append(embedder.embed(texts[i : i + batch]))
+        tick("embed", len(texts), len(texts))
+        if not parts:
+            return np.zeros((0, embedder.dimension), dtype=np.float32)
+        return np.vstack(parts)
+
+    @staticmethod
+    def _carry_over(
+        previous: IndexStore | None, kept_ids: Sequence[str]
+    ) -> tuple[list[Document], list[Chunk], list[int]]:
+        if previous is None or not kept_ids:
+            return [], [], []
+        documents = [previous.document(d) for d in kept_ids]
+        keep = set(kept_ids)
+        chunks: list[Chunk] = []
+        rows: list[int] = []
+        for row, chunk in previous.all_chunks():
+            if chunk.doc_id in keep:
+                chunks.append(chunk)
+                rows.append(row)
+        return documents, chunks, rows

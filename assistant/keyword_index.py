@@ -1,0 +1,195 @@
+"""Texts -> terms -> a BM25 index over chunks (sparse matrices, so it stays fast at a million).
+
+Terms are lower-cased, accent-folded and Snowball-stemmed; a hyphenated name also yields its
+joined form ("Pool-Net" -> pool, net, poolnet) so that "Poolnet" finds it. The index keeps raw
+term frequencies, so an update carries unchanged chunks over and only analyses new ones.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import Stemmer
+from scipy import sparse
+
+_WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
+
+STOPWORDS = frozenset(
+    """a about above after again against all also am an and any are as at be because been
+    before being below between both but by can could did do does doing down during each few
+    for from further had has have having he her here hers herself him himself his how i if in
+    into is it its itself just me more most my myself no nor not now of off on once only or
+    other our ours ourselves out over own same she should so some such than that the their
+    theirs them themselves then there these they this those through to too under until up
+    very was we were what when where which while who whom why will with would you your yours
+    yourself yourselves s t don""".split()
+)
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> Stemmer.Stemmer:
+    return Stemmer.Stemmer("english")
+
+
+def fold(text: str) -> str:
+    """Lower-cases and strips accents: "Clúster Südwest" -> "cluster sudwest"."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def words(text: str) -> list[str]:
+    """Splits folded text into words, splitting and joining hyphenated ones."""
+    out: list[str] = []
+    for match in _WORD.finditer(fold(text)):
+        word = match.group(0).replace("’", "'")
+        if "'" in word:
+            word = word.split("'")[0]  # "cluster's" -> "cluster"
+        if "-" in word:
+            parts = [p for p in word.split("-") if p]
+            out.extend(parts)
+            out.append("".join(parts))
+        elif word:
+            out.append(word)
+    return out
+
+
+def analyze(text: str) -> list[str]:
+    """Returns the index terms of a text: words without stopwords, stemmed."""
+    kept = [w for w in words(text) if w not in STOPWORDS]
+    return list(_stemmer().stemWords(kept))
+
+
+class KeywordIndex:
+    """Okapi BM25 over a fixed list of chunks (row i is chunk i)."""
+
+    def __init__(
+        self,
+        vocabulary: dict[str, int],
+        frequencies: sparse.csr_matrix,
+        k1: float = 1.2,
+        b: float = 0.75,
+    ) -> None:
+        if k1 < 0 or not 0 <= b <= 1:
+            raise ValueError(f"k1 must be >= 0 and b in [0, 1], not k1={k1}, b={b}")
+        self.vocabulary = vocabulary
+        self.frequencies = frequencies  # rows: chunks, columns: terms, values: counts
+        self.k1 = k1
+        self.b = b
+        self._prepare()
+
+    def _prepare(self) -> None:
+        tf = self.frequencies.tocsc().astype(np.float32)
+        n_docs, n_terms = tf.shape
+        self.size = n_docs
+        lengths = np.asarray(self.frequencies.sum(axis=1)).ravel().astype(np.float32)
+        average = float(lengths.mean()) if n_docs else 1.0
+        df = np.diff(tf.indptr).astype(np.float32)
+        # Lucene's BM25 idf, always positive.
+        self.idf_values = np.log1p((n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
+        norm = self.k1 * (1 - self.b + self.b * lengths / max(average, 1e-9))
+        # Scale each stored frequency into its BM25 term weight, column by column.
+        rows = tf.indices
+        counts = tf.data
+        term_of_value = np.repeat(np.arange(n_terms), np.diff(tf.indptr))
+        weights = self.idf_values[term_of_value] * counts * (self.k1 + 1) / (counts + norm[rows])
+        self.weights = sparse.csc_matrix((weights, rows, tf.indptr), shape=tf.shape).T.tocsr()
+
+    @classmethod
+    def build(
+        cls, term_lists: Iterable[Sequence[str]], k1: float = 1.2, b: float = 0.75
+    ) -> KeywordIndex:
+        """Indexes one term list per chunk."""
+        vocabulary: dict[str, int] = {}
+        frequencies = cls._count(term_lists, vocabulary)
+        return cls(vocabulary, frequencies, k1, b)
+
+    @staticmethod
+    def _count(term_lists: Iterable[Sequence[str]], vocabulary: dict[str, int]) -> sparse.csr_matrix:
+        data: list[int] = []
+        indices: list[int] = []
+        indptr = [0]
+        for terms in term_lists:
+            counts = Counter(terms)
+            for term, n in counts.items():
+                column = vocabulary.setdefault(term, len(vocabulary))
+                indices.append(column)
+                data.append(n)
+            indptr.append(len(indices))
+        shape = (len(indptr) - 1, len(vocabulary))
+        return sparse.csr_matrix(
+            (np.asarray(data, dtype=np.int32), np.asarray(indices, dtype=np.int32), indptr),
+            shape=shape,
+        )
+
+    def updated(self, keep_rows: Sequence[int], new_term_lists: Sequence[Sequence[str]]) -> KeywordIndex:
+        """Returns a new index of the kept rows (in that order) followed by new chunks."""
+        vocabulary = dict(self.vocabulary)
+        kept = self.frequencies[np.asarray(keep_rows, dtype=np.int64)]
+        added = self._count(new_term_lists, vocabulary)
+        width = len(vocabulary)
+        kept.resize((kept.shape[0], width))
+        added.resize((added.shape[0], width))
+        frequencies = sparse.vstack([kept, added], format="csr")
+        return KeywordIndex(vocabulary, frequencies, self.k1, self.b)
+
+    def idf(self, term: str) -> float:
+        """Returns a term's inverse document frequency (that of an unseen term if unknown)."""
+        column = self.vocabulary.get(term)
+        if column is None:
+            return float(np.log1p((self.size + 0.5) / 0.5))
+        return float(self.idf_values[column])
+
+    def scores(self, terms: Sequence[str]) -> np.ndarray:
+        """Returns the BM25 score of every chunk for the query terms."""
+        columns = [self.vocabulary[t] for t in terms if t in self.vocabulary]
+        if not columns or self.size == 0:
+            return np.zeros(self.size, dtype=np.float32)
+        counts = Counter(columns)
+        ids = np.fromiter(counts.keys(), dtype=np.int64)
+        multiplicity = np.fromiter(counts.values(), dtype=np.float32)
+        rows = self.weights[ids]
+        return np.asarray(rows.T @ multiplicity, dtype=np.float32).ravel()
+
+    def search(self, terms: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Returns the rows and scores of the k best chunks with a positive score."""
+        scores = self.scores(terms)
+        positive = np.flatnonzero(scores > 0)
+        if positive.size == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        if positive.size > k:
+            top = positive[np.argpartition(-scores[positive], k - 1)[:k]]
+        else:
+            top = positive
+        order = top[np.argsort(-scores[top], kind="stable")]
+        return order, scores[order]
+
+    def save(self, folder: Path) -> None:
+        """Writes keyword.npz and keyword.json into `folder`."""
+        tf = self.frequencies
+        np.savez(
+            folder / "keyword.npz",
+            data=tf.data,
+            indices=tf.indices,
+            indptr=tf.indptr,
+            shape=np.asarray(tf.shape),
+        )
+        meta = {"k1": self.k1, "b": self.b, "vocabulary": self.vocabulary}
+        (folder / "keyword.json").write_text(json.dumps(meta), encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: Path) -> KeywordIndex:
+        """Reads an index written by `save`."""
+        meta = json.loads((folder / "keyword.json").read_text(encoding="utf-8"))
+        with np.load(folder / "keyword.npz") as arrays:
+            shape = tuple(int(x) for x in arrays["shape"])
+            tf = sparse.csr_matrix(
+                (arrays["data"], arrays["indices"], arrays["indptr"]), shape=shape
+            )
+        return cls(meta["vocabulary"], tf, float(meta["k1"]), float(meta["b"]))

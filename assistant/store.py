@@ -1,0 +1,473 @@
+"""The index on disk: vectors (FAISS), keyword index (BM25), chunk metadata, manifest.
+
+    index/
+      current -> versions/<id>        symlink, replaced atomically when a build completes
+      versions/<id>/
+        manifest.json                 format, model and dimension, chunker settings, documents
+        vectors.npy                   float32 matrix, row i = chunk i (the source of truth)
+        vectors.faiss                 the search index over those rows (flat, or HNSW when large)
+        chunks.sqlite                 documents and chunks (text, sections, offsets)
+        keyword.npz, keyword.json     BM25 term frequencies and vocabulary
+      embeddings.sqlite               cache of vectors by text hash, shared by all versions
+
+A build writes a new version folder (`<id>.partial` until complete), then swaps the symlink:
+readers see the old index or the new one, never half of one. A crash leaves only a partial
+folder, removed by the next build.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from assistant.errors import (
+    REBUILD_HINT,
+    IndexCorruptError,
+    IndexMismatchError,
+    IndexNotFoundError,
+    IndexWriteError,
+    NotFoundError,
+)
+from assistant.keyword_index import KeywordIndex
+from assistant.records import Chunk, Document, Page, Section, Sentence
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+CURRENT = "current"
+VERSIONS = "versions"
+CACHE_FILE = "embeddings.sqlite"
+
+
+@dataclass
+class Manifest:
+    """What an index holds and how it was built; loading checks it."""
+
+    format_version: int
+    model: str
+    dimension: int
+    chunker: dict[str, Any]
+    documents: dict[str, dict[str, Any]]  # doc id -> {"hash", "title", "chunks", "language"}
+    skipped: dict[str, dict[str, str]] = field(default_factory=dict)  # doc id -> hash, reason
+    chunks: int = 0
+    vector_index: str = "flat"
+    built_at: str = ""
+    build_seconds: float = 0.0
+
+    def to_json(self) -> str:
+        """Serialises the manifest."""
+        return json.dumps(asdict(self), indent=2, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        """Parses a manifest written by `to_json`."""
+        data = json.loads(text)
+        return cls(**data)
+
+
+class VectorIndex(Protocol):
+    """Nearest-neighbour search over unit vectors by inner product (row i = chunk i)."""
+
+    kind: str
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Returns (scores, rows), each of shape (len(queries), k); missing rows are -1."""
+        ...
+
+
+class FaissIndex:
+    """A FAISS index: exact (flat) for small collections, HNSW past a threshold."""
+
+    def __init__(self, index: Any, kind: str) -> None:
+        self.index = index
+        self.kind = kind
+
+    @classmethod
+    def build(cls, vectors: np.ndarray, approximate_threshold: int = 200_000) -> FaissIndex:
+        """Builds an exact index, or an HNSW graph when there are more vectors than the threshold."""
+        import faiss
+
+        dimension = vectors.shape[1]
+        if len(vectors) > approximate_threshold:
+            index = faiss.IndexHNSWFlat(dimension, 32, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = 80
+            index.hnsw.efSearch = 96
+            kind = "hnsw"
+        else:
+            index = faiss.IndexFlatIP(dimension)
+            kind = "flat"
+        if len(vectors):
+            index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        return cls(index, kind)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Returns (scores, rows) of the k nearest rows to each query."""
+        k = min(k, self.index.ntotal)
+        if k <= 0:
+            empty = np.zeros((len(queries), 0))
+            return empty.astype(np.float32), empty.astype(np.int64)
+        scores, rows = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        return scores, rows
+
+    def save(self, path: Path) -> None:
+        """Writes the index file."""
+        import faiss
+
+        faiss.write_index(self.index, str(path))
+
+    @classmethod
+    def load(cls, path: Path, kind: str) -> FaissIndex:
+        """Reads an index file."""
+        import faiss
+
+        return cls(faiss.read_index(str(path)), kind)
+
+
+@dataclass(frozen=True)
+class DocumentSummary:
+    """A document as listed by the service: id, title, sections and chunk count."""
+
+    id: str
+    title: str
+    language: str
+    sections: tuple[str, ...]
+    chunks: int
+    chars: int
+
+
+_SCHEMA = """
+CREATE TABLE documents (
+    id TEXT PRIMARY KEY, title TEXT, text TEXT, sections TEXT, pages TEXT,
+    content_hash TEXT, language TEXT, subject TEXT);
+CREATE TABLE chunks (
+    row INTEGER PRIMARY KEY, id TEXT UNIQUE, doc_id TEXT, n INTEGER, title TEXT,
+    section_path TEXT, subject TEXT, start INTEGER, "end" INTEGER, text TEXT,
+    sentences TEXT, tokens INTEGER, page INTEGER);
+CREATE INDEX chunks_doc ON chunks (doc_id);
+"""
+
+
+def _document_row(doc: Document) -> tuple[Any, ...]:
+    sections = [[s.title, s.level, s.start, s.end, list(s.path), s.subject] for s in doc.sections]
+    pages = [[p.number, p.start, p.end] for p in doc.pages]
+    return (
+        doc.id, doc.title, doc.text, json.dumps(sections, ensure_ascii=False),
+        json.dumps(pages), doc.content_hash, doc.language, doc.subject,
+    )
+
+
+def _document_from_row(row: sqlite3.Row) -> Document:
+    sections = tuple(
+        Section(t, lvl, s, e, tuple(path), subj)
+        for t, lvl, s, e, path, subj in json.loads(row["sections"])
+    )
+    pages = tuple(Page(n, s, e) for n, s, e in json.loads(row["pages"]))
+    return Document(
+        id=row["id"], title=row["title"], text=row["text"], sections=sections,
+        content_hash=row["content_hash"], language=row["language"], pages=pages,
+        subject=row["subject"],
+    )
+
+
+def _chunk_row(row: int, c: Chunk) -> tuple[Any, ...]:
+    return (
+        row, c.id, c.doc_id, c.n, c.title, json.dumps(list(c.section_path), ensure_ascii=False),
+        c.subject, c.start, c.end, c.text, json.dumps([[s.start, s.end] for s in c.sentences]),
+        c.tokens, c.page,
+    )
+
+
+def _chunk_from_row(row: sqlite3.Row) -> Chunk:
+    return Chunk(
+        id=row["id"], doc_id=row["doc_id"], n=row["n"], title=row["title"],
+        section_path=tuple(json.loads(row["section_path"])), subject=row["subject"],
+        start=row["start"], end=row["end"], text=row["text"],
+        sentences=tuple(Sentence(s, e) for s, e in json.loads(row["sentences"])),
+        tokens=row["tokens"], page=row["page"],
+    )
+
+
+class IndexStore:
+    """A built index, read-only: chunk lookups, vector search, keyword search."""
+
+    def __init__(self, path: Path, manifest: Manifest, vectors: np.ndarray, vector_index: VectorIndex, keyword: KeywordIndex) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.vectors = vectors
+        self.vector_index = vector_index
+        self.keyword = keyword
+        self._local = threading.local()
+        self._chunk_cache: dict[int, Chunk] = {}
+        self._doc_cache: dict[str, Document] = {}
+
+    # -- loading ------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, index_dir: Path, *, model: str | None = None) -> IndexStore:
+        """Opens the current version of the index, checking it matches `model` if given."""
+        folder = current_version(index_dir)
+        if folder is None:
+            raise IndexNotFoundError(index_dir)
+        manifest_path = folder / "manifest.json"
+        try:
+            manifest = Manifest.from_json(manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, TypeError) as exc:
+            raise IndexCorruptError(manifest_path, str(exc)) from exc
+        if manifest.format_version != FORMAT_VERSION:
+            raise IndexMismatchError(
+                f"the index in {index_dir} has format {manifest.format_version}, this version "
+                f"reads format {FORMAT_VERSION}: {REBUILD_HINT}"
+            )
+        if model is not None and manifest.model != model:
+            raise IndexMismatchError(
+                f"the index in {index_dir} was built with the model {manifest.model}, but the "
+                f"setting is {model}: {REBUILD_HINT}"
+            )
+        vectors = _read(folder / "vectors.npy", lambda p: np.load(p, mmap_mode="r"))
+        if vectors.shape != (manifest.chunks, manifest.dimension):
+            raise IndexCorruptError(folder / "vectors.npy", f"shape {vectors.shape} does not match the manifest")
+        vector_index = _read(
+            folder / "vectors.faiss", lambda p: FaissIndex.load(p, manifest.vector_index)
+        )
+        keyword = _read(folder / "keyword.npz", lambda _: KeywordIndex.load(folder))
+        if keyword.size != manifest.chunks:
+            raise IndexCorruptError(folder / "keyword.npz", "row count does not match the manifest")
+        store = cls(folder, manifest, vectors, vector_index, keyword)
+        _read(folder / "chunks.sqlite", lambda _: store._check_db())
+        return store
+
+    def _check_db(self) -> None:
+        (count,) = self._db().execute("SELECT COUNT(*) FROM chunks").fetchone()
+        if count != self.manifest.chunks:
+            raise ValueError(f"{count} chunks, the manifest says {self.manifest.chunks}")
+
+    def _db(self) -> sqlite3.Connection:
+        # One read-only connection per thread: the server answers on several threads.
+        db = getattr(self._local, "db", None)
+        if db is None:
+            uri = f"file:{self.path / 'chunks.sqlite'}?mode=ro"
+            db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            db.row_factory = sqlite3.Row
+            self._local.db = db
+        return db
+
+    # -- reading ------------------------------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        """Number of chunks."""
+        return self.manifest.chunks
+
+    def chunk(self, row: int) -> Chunk:
+        """Returns chunk number `row`."""
+        cached = self._chunk_cache.get(row)
+        if cached is not None:
+            return cached
+        found = self._db().execute("SELECT * FROM chunks WHERE row = ?", (int(row),)).fetchone()
+        if found is None:
+            raise NotFoundError(f"no chunk at row {row}")
+        chunk = _chunk_from_row(found)
+        if len(self._chunk_cache) < 100_000:
+            self._chunk_cache[row] = chunk
+        return chunk
+
+    def all_chunks(self) -> Iterator[tuple[int, Chunk]]:
+        """Yields every (row, chunk) in row order."""
+        for found in self._db().execute("SELECT * FROM chunks ORDER BY row"):
+            yield found["row"], _chunk_from_row(found)
+
+    def document(self, doc_id: str) -> Document:
+        """Returns one document with its full text."""
+        cached = self._doc_cache.get(doc_id)
+        if cached is not None:
+            return cached
+        found = self._db().execute("SELECT * FROM documents WHERE id = ?", (doc_id,)).fetchone()
+        if found is None:
+            raise NotFoundError(f"no document {doc_id!r} in the index")
+        doc = _document_from_row(found)
+        if len(self._doc_cache) < 256:
+            self._doc_cache[doc_id] = doc
+        return doc
+
+    def documents(self) -> list[DocumentSummary]:
+        """Lists the indexed documents."""
+        rows = self._db().execute(
+            "SELECT d.id, d.title, d.language, d.sections, length(d.text) AS chars, "
+            "(SELECT COUNT(*) FROM chunks c WHERE c.doc_id = d.id) AS n FROM documents d "
+            "ORDER BY d.id"
+        )
+        return [
+            DocumentSummary(
+                r["id"], r["title"], r["language"],
+                tuple(s[0] for s in json.loads(r["sections"])), r["n"], r["chars"],
+            )
+            for r in rows
+        ]
+
+    def rows_of_document(self, doc_id: str) -> list[int]:
+        """Returns the rows of a document's chunks."""
+        rows = self._db().execute("SELECT row FROM chunks WHERE doc_id = ? ORDER BY row", (doc_id,))
+        return [r[0] for r in rows]
+
+    def close(self) -> None:
+        """Closes this thread's database connection."""
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+
+def _read(path: Path, reader: Any) -> Any:
+    try:
+        return reader(path)
+    except (OSError, ValueError, RuntimeError, KeyError, EOFError, sqlite3.Error) as exc:
+        raise IndexCorruptError(path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+
+
+def current_version(index_dir: Path) -> Path | None:
+    """Returns the folder of the index version in use, or None when there is none."""
+    link = index_dir / CURRENT
+    if not link.is_symlink() and not link.is_dir():
+        return None
+    folder = link.resolve()
+    return folder if folder.is_dir() else None
+
+
+def read_manifest(index_dir: Path) -> Manifest | None:
+    """Returns the manifest of the current version, or None if missing or unreadable."""
+    folder = current_version(index_dir)
+    if folder is None:
+        return None
+    try:
+        return Manifest.from_json((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+@contextlib.contextmanager
+def write_lock(index_dir: Path) -> Iterator[None]:
+    """Holds the index folder's lock so that two builds never write at once."""
+    import fcntl
+
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise IndexWriteError(
+                f"another `assistant index` is writing {index_dir}; wait for it to finish"
+            ) from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def write_version(
+    index_dir: Path,
+    manifest: Manifest,
+    documents: Sequence[Document],
+    chunks: Sequence[Chunk],
+    vectors: np.ndarray,
+    keyword: KeywordIndex,
+    approximate_threshold: int = 200_000,
+) -> Path:
+    """Writes a complete new index version and makes it current, atomically."""
+    if len(chunks) != len(vectors) or keyword.size != len(chunks):
+        raise ValueError(
+            f"{len(chunks)} chunks, {len(vectors)} vectors and {keyword.size} keyword rows differ"
+        )
+    versions = index_dir / VERSIONS
+    versions.mkdir(parents=True, exist_ok=True)
+    _remove_partials(versions)
+    name = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+    partial = versions / f"{name}.partial"
+    try:
+        partial.mkdir()
+        vector_index = FaissIndex.build(vectors, approximate_threshold)
+        manifest.vector_index = vector_index.kind
+        manifest.chunks = len(chunks)
+        np.save(partial / "vectors.npy", np.ascontiguousarray(vectors, dtype=np.float32))
+        vector_index.save(partial / "vectors.faiss")
+        keyword.save(partial)
+        _write_db(partial / "chunks.sqlite", documents, chunks)
+        (partial / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
+        _fsync_tree(partial)
+        final = versions / name
+        os.rename(partial, final)
+        _switch(index_dir, final)
+    except OSError as exc:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise IndexWriteError(
+            f"could not write the new index in {index_dir} ({exc.strerror or exc}); "
+            "the previous index is still in use"
+        ) from exc
+    _remove_old_versions(versions, keep={final.name})
+    return final
+
+
+def _write_db(path: Path, documents: Sequence[Document], chunks: Sequence[Chunk]) -> None:
+    db = sqlite3.connect(path)
+    try:
+        db.executescript(_SCHEMA)
+        db.executemany("INSERT INTO documents VALUES (?,?,?,?,?,?,?,?)", map(_document_row, documents))
+        db.executemany(
+            "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (_chunk_row(i, c) for i, c in enumerate(chunks)),
+        )
+        db.commit()
+    except sqlite3.Error as exc:
+        raise OSError(str(exc)) from exc
+    finally:
+        db.close()
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.iterdir():
+        with open(path, "rb") as handle:
+            os.fsync(handle.fileno())
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _switch(index_dir: Path, target: Path) -> None:
+    # Replace the symlink with rename(2), which is atomic: no moment without an index.
+    temporary = index_dir / f".current-{uuid.uuid4().hex[:8]}"
+    os.symlink(os.path.relpath(target, index_dir), temporary)
+    os.replace(temporary, index_dir / CURRENT)
+    fd = os.open(index_dir, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_partials(versions: Path) -> None:
+    for path in versions.glob("*.partial"):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _remove_old_versions(versions: Path, keep: set[str]) -> None:
+    # Keep the newest previous version too: a server may still be answering from it.
+    finished = sorted(p for p in versions.iterdir() if p.is_dir() and not p.name.endswith(".partial"))
+    older = [p.name for p in finished if p.name not in keep]
+    survivors = set(keep) | set(older[-1:])
+    for path in finished:
+        if path.name not in survivors:
+            shutil.rmtree(path, ignore_errors=True)
