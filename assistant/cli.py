@@ -116,7 +116,7 @@ def build_index(assistant: Assistant, *, rebuild: bool = False, quiet: bool = Fa
 
 
 def _print_report(report: IndexReport) -> None:
-    if report.rebuild_reason and report.written:
+    if report.rebuild_reason and report.written and report.rebuild_reason != "no index yet":
         err.print(f"[yellow]Full rebuild:[/] {escape(report.rebuild_reason)}")
     for doc_id, reason in report.skipped:
         err.print(f"[yellow]skipped[/] {escape(doc_id)}: {escape(reason)}")
@@ -195,6 +195,46 @@ def chat(index: IndexOption = None, k: Annotated[int | None, typer.Option("--k",
         answer = _guard(lambda q=question: assistant.ask(q, history))  # type: ignore[misc]
         _print_answer(answer)
         history += [Turn("user", question), Turn("assistant", answer.text)]
+
+
+# ----------------------------------------------------------------------------------- serve
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    index: IndexOption = None,
+    corpus: CorpusOption = None,
+) -> None:
+    """Serve the chat API, the OpenAI-compatible API, the Slack bot and the widget."""
+    from assistant.service.server import run_server
+
+    settings = _guard(lambda: _settings(index_dir=index, corpus_dir=corpus))
+    assistant = _assistant(settings)
+    if not assistant.has_index():
+        err.print("No index yet: building it first.")
+        _print_report(_guard(lambda: build_index(assistant)))
+    _guard(lambda: assistant.store)  # load once, now, so that a broken index fails here
+    _guard(lambda: run_server(assistant, host=host, port=port))
+
+
+# -------------------------------------------------------------------------------- feedback
+
+
+@feedback_app.command("export")
+def feedback_export(
+    out_file: Annotated[Path, typer.Option("--out", help="JSON Lines file to write.")],
+) -> None:
+    """Write thumbs-down answers as candidate gold questions (key facts left to fill in)."""
+    from assistant.history import ConversationStore
+
+    def run() -> int:
+        store = ConversationStore(_settings().data_dir)
+        return store.export_feedback(out_file)
+
+    count = _guard(run)
+    out.print(f"Wrote {count} candidate gold questions to {out_file}.")
 
 
 def main() -> None:

@@ -140,10 +140,12 @@ class KeywordIndex:
         return KeywordIndex(vocabulary, frequencies, self.k1, self.b)
 
     def idf(self, term: str) -> float:
-        """Returns a term's inverse document frequency (that of an unseen term if unknown)."""
+        """Returns a term's inverse document frequency; an unknown term counts as the rarest."""
         column = self.vocabulary.get(term)
         if column is None:
-            return float(np.log1p((self.size + 0.5) / 0.5))
+            # Like a term seen once: in a small corpus an unseen everyday word ("go") must not
+            # outweigh every word the corpus does contain.
+            return float(np.log1p((self.size - 1 + 0.5) / 1.5))
         return float(self.idf_values[column])
 
     def scores(self, terms: Sequence[str]) -> np.ndarray:

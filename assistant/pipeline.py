@@ -9,9 +9,10 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,3 +156,16 @@ class Assistant:
             },
             answerer=answer.answerer,
         )
+
+    def stream(self, question: str, history: Sequence[Turn] = (), k: int | None = None) -> Iterator[str | Answer]:
+        """Yields the answer text in pieces as it is produced, then the finished Answer."""
+        answer = self.ask(question, history, k)
+        yield from text_pieces(answer.text)
+        yield answer
+
+
+def text_pieces(text: str, words: int = 4) -> Iterator[str]:
+    """Cuts a finished text into small pieces (a few words each) for streaming."""
+    tokens = re.findall(r"\S+\s*|\s+", text)
+    for i in range(0, len(tokens), words):
+        yield "".join(tokens[i : i + words])

@@ -27,7 +27,7 @@ _ANAPHOR = re.compile(
     re.IGNORECASE,
 )
 _NUMBER = re.compile(
-    r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|"
+    r"(?<![^\W\d_])\d+(?:[.,]\d+)*(?![^\W\d_])|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|"
     r"thirty|forty|fifty|hundred|thousand|million|billion|dozen)\b",
     re.IGNORECASE,
 )
@@ -131,7 +131,7 @@ class ExtractiveAnswerer:
         stripped = text.strip()
         if len(stripped.split()) < 4 or BOILERPLATE.match(stripped):
             return False
-        if stripped in chunk.section_path:
+        if stripped in chunk.section_path or stripped == chunk.title:
             return False
         if _URL.search(stripped) and not _WEB_CUES.search(q.text):
             return len(_URL.sub("", stripped).split()) >= 8

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import pytest
+
+from assistant.answering.citations import markers, renumber
+from assistant.answering.extractive import attributed, item_name
+from assistant.errors import QuestionError
+from assistant.pipeline import Assistant
+from assistant.records import NOT_FOUND, Chunk, Citation, Sentence
+from tests.conftest import assert_citations_exact
+
+FOUR_MOTORS = "4-motors-industry-4-0-concept-note.txt"
+
+
+def test_gold_label_partners_are_named_each_with_the_sentence_that_says_so(assistant: Assistant) -> None:
+    answer = assistant.ask("Which partners hold a Gold label?")
+    assert not answer.abstained
+    assert_citations_exact(assistant, answer)
+    lead = answer.text.split("\n", 1)[0]
+    by_name = {}
+    for name in ("Plastipolis", "microTEC Südwest", "Pool-Net"):
+        assert name in lead, answer.text
+        cited = [c for c in answer.citations if c.quote and name.split()[0].lower() in (c.section + c.quote).lower()]
+        assert cited, name
+        by_name[name] = cited[0]
+    for citation in by_name.values():
+        assert citation.doc == FOUR_MOTORS
+        assert "gold label" in citation.quote.lower()
+    # The microTEC sentence says only "This cluster": the answer still names microTEC Südwest.
+    micro = by_name["microTEC Südwest"]
+    assert micro.quote.startswith("This cluster")
+    assert f"microTEC Südwest: This cluster" in answer.text
+    assert micro.section == "A.3.3.3.1. microTEC Südwest"
+    # No Silver or Bronze holder slips in.
+    assert "Cluj" not in answer.text and "Bronze" not in answer.text
+
+
+def test_off_topic_question_abstains(assistant: Assistant) -> None:
+    answer = assistant.ask("What is the capital of Australia?")
+    assert answer.abstained
+    assert answer.text == NOT_FOUND
+    assert answer.citations == ()
+
+
+@pytest.mark.parametrize(
+    ("question", "expected", "doc"),
+    [
+        ("When was Bwcon founded?", "1997", FOUR_MOTORS),
+        ("How many partners does MetaIndustry4 have?", "61", "metaindustry4-third-birthday.txt"),
+        ("How many jobs does the manufacturing sector represent in Luxembourg?", "35,000", "luxembourg-materials-manufacturing-cluster-agm.txt"),
+        ("How many members does Clúster Digital de Catalunya have?", "40", FOUR_MOTORS),
+    ],
+)
+def test_fact_questions_get_the_sentence_that_states_them(assistant: Assistant, question: str, expected: str, doc: str) -> None:
+    answer = assistant.ask(question)
+    assert expected in answer.text, answer.text
+    assert answer.citations[0].doc == doc
+    assert expected in answer.citations[0].quote
+    assert_citations_exact(assistant, answer)
+    # One sentence, not a pasted passage.
+    assert len(answer.text.split()) < 60
+
+
+def test_a_sentence_introducing_a_list_brings_its_items(assistant: Assistant) -> None:
+    answer = assistant.ask("What are the main missions of Plastipolis?")
+    assert "stimulation of innovation" in answer.text
+    assert "support of small and medium companies" in answer.text
+    assert "Gold label" not in answer.text  # the paragraph after the list is not part of it
+    assert_citations_exact(assistant, answer)
+
+
+def test_empty_and_oversized_questions_are_errors(assistant: Assistant) -> None:
+    with pytest.raises(QuestionError, match="empty"):
+        assistant.ask("   ")
+    with pytest.raises(QuestionError, match="limit is"):
+        assistant.ask("why " * 1000)
+
+
+def test_hits_and_timings_are_reported(assistant: Assistant) -> None:
+    answer = assistant.ask("Which clusters are in Catalonia?", k=3)
+    assert len(answer.hits) == 3
+    assert [h.rank for h in answer.hits] == [1, 2, 3]
+    assert set(answer.timings_ms) == {"retrieval", "answer", "total"}
+    data = answer.to_dict()
+    assert set(data) >= {"answer", "abstained", "citations", "hits", "timings_ms"}
+
+
+def _chunk(text: str, subject: str) -> Chunk:
+    return Chunk(
+        id="d#0", doc_id="d", n=0, title="T", section_path=(subject,), subject=subject, start=0,
+        end=len(text), text=text, sentences=(Sentence(0, len(text)),), tokens=10,
+    )
+
+
+def test_subject_attribution_rules() -> None:
+    poolnet = _chunk("Pool-Net been awarded the Gold Label.", "Poolnet")
+    assert item_name(poolnet.text, poolnet) == "Pool-Net"  # the sentence's own spelling
+    assert attributed(poolnet.text, poolnet) == poolnet.text
+    micro = _chunk("This cluster has been awarded with the gold label.", "microTEC Südwest")
+    assert attributed(micro.text, micro) == "microTEC Südwest: " + micro.text
+    assert item_name(micro.text, micro) == "microTEC Südwest"
+
+
+def test_renumber_drops_markers_that_point_to_nothing() -> None:
+    cites = [Citation(n, "d", "T", "S", 0, 1, "x") for n in (1, 2, 3)]
+    text, kept = renumber("B is true [3]. A too [1][7]. Unknown [9].", cites)
+    assert text == "B is true [1]. A too [2]. Unknown."
+    assert [c.n for c in kept] == [1, 2]
+    assert markers(text) == [1, 2]

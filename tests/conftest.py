@@ -1,0 +1,107 @@
+"""Shared fixtures: the real corpus, the real model loaded once, a built index, a fake embedder."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assistant.config import Settings
+from assistant.embedding import SentenceTransformerEmbedder
+from assistant.pipeline import Assistant
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "corpus"
+
+
+class CountingEmbedder:
+    """Wraps an embedder and counts the texts it is asked to embed."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.model_id = inner.model_id  # type: ignore[attr-defined]
+        self.dimension = inner.dimension  # type: ignore[attr-defined]
+        self.texts: list[str] = []
+
+    def fits(self, text: str) -> bool:
+        return self.inner.fits(text)  # type: ignore[attr-defined,no-any-return]
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        self.texts.extend(texts)
+        return self.inner.embed(texts)  # type: ignore[attr-defined,no-any-return]
+
+
+class FakeEmbedder:
+    """A deterministic bag-of-words embedder: fast, and texts sharing words are similar."""
+
+    model_id = "fake-hash-64"
+    dimension = 64
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def fits(self, text: str) -> bool:
+        return len(text.split()) <= 400
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls += len(texts)
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                slot = int(hashlib.md5(word.encode()).hexdigest()[:8], 16) % self.dimension
+                out[i, slot] += 1.0
+            norm = np.linalg.norm(out[i]) or 1.0
+            out[i] /= norm
+        return out
+
+
+@pytest.fixture(scope="session")
+def real_embedder() -> SentenceTransformerEmbedder:
+    """all-MiniLM-L6-v2 from its PyPI package, loaded once for the whole session."""
+    embedder = SentenceTransformerEmbedder("all-MiniLM-L6-v2")
+    embedder.embed(["warm up"])
+    return embedder
+
+
+@pytest.fixture(scope="session")
+def built_index(tmp_path_factory: pytest.TempPathFactory, real_embedder: SentenceTransformerEmbedder) -> Path:
+    """The real corpus indexed with the real model, once per session."""
+    index_dir = tmp_path_factory.mktemp("index")
+    settings = Settings(corpus_dir=CORPUS, index_dir=index_dir, data_dir=index_dir / "data")
+    Assistant(settings, embedder=real_embedder).index()
+    return index_dir
+
+
+@pytest.fixture(scope="session")
+def assistant(built_index: Path, real_embedder: SentenceTransformerEmbedder) -> Assistant:
+    """An assistant answering from the session's real index."""
+    settings = Settings(corpus_dir=CORPUS, index_dir=built_index, data_dir=built_index / "data")
+    return Assistant(settings, embedder=real_embedder)
+
+
+@pytest.fixture
+def corpus_copy(tmp_path: Path) -> Path:
+    """A writable copy of the real corpus."""
+    target = tmp_path / "corpus"
+    shutil.copytree(CORPUS, target)
+    return target
+
+
+@pytest.fixture
+def fake_settings(tmp_path: Path, corpus_copy: Path) -> Iterator[Settings]:
+    """Settings for a throwaway index of a corpus copy."""
+    yield Settings(corpus_dir=corpus_copy, index_dir=tmp_path / "index", data_dir=tmp_path / "data")
+
+
+def assert_citations_exact(assistant: Assistant, answer: object) -> None:
+    """Every citation's quote must be the cited document's text at its offsets."""
+    for citation in answer.citations:  # type: ignore[attr-defined]
+        document = assistant.store.document(citation.doc)
+        assert document.text[citation.start : citation.end] == citation.quote, citation
+        assert citation.quote.strip(), citation
+        assert f"[{citation.n}]" in answer.text  # type: ignore[attr-defined]

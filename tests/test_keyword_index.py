@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from assistant.keyword_index import KeywordIndex, analyze, fold, words
+
+
+def test_analysis_folds_accents_stems_and_joins_hyphenated_names() -> None:
+    assert fold("Clúster Südwest") == "cluster sudwest"
+    assert words("Pool-Net's members") == ["pool", "net", "poolnet", "members"]
+    assert analyze("Which partners hold the Gold labels?") == ["partner", "hold", "gold", "label"]
+    # "Poolnet" in a heading meets "Pool-Net" in the text.
+    assert set(analyze("Poolnet")) <= set(analyze("Pool-Net"))
+
+
+def test_bm25_ranks_rare_terms_higher() -> None:
+    index = KeywordIndex.build(
+        [analyze(t) for t in ["gold label for plastipolis", "silver label for cluj", "the label", "unrelated text"]]
+    )
+    rows, scores = index.search(analyze("gold label"), 10)
+    assert rows.tolist()[0] == 0
+    assert 3 not in rows.tolist()  # no shared term, no hit
+    assert np.all(np.diff(scores) <= 0)
+    assert index.idf("gold") > index.idf("label")
+
+
+def test_update_equals_a_fresh_build(tmp_path: Path) -> None:
+    texts = ["alpha beta", "beta gamma", "gamma delta", "delta epsilon"]
+    old = KeywordIndex.build(analyze(t) for t in texts)
+    updated = old.updated([0, 2], [analyze("epsilon zeta"), analyze("alpha zeta")])
+    fresh = KeywordIndex.build(analyze(t) for t in ["alpha beta", "gamma delta", "epsilon zeta", "alpha zeta"])
+    query = analyze("alpha zeta gamma")
+    assert np.allclose(updated.scores(query), fresh.scores(query))
+    updated.save(tmp_path)
+    loaded = KeywordIndex.load(tmp_path)
+    assert np.allclose(loaded.scores(query), fresh.scores(query))
+
+
+def test_empty_query_scores_nothing() -> None:
+    index = KeywordIndex.build([analyze("some words")])
+    rows, _ = index.search([], 5)
+    assert rows.size == 0
