@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from assistant.errors import ConfigError
 
@@ -44,8 +44,9 @@ class Settings(BaseSettings):
     # Service.
     max_question_chars: int = Field(2000, ge=10)
     max_body_bytes: int = Field(64_000, ge=1024)
-    api_keys: list[SecretStr] = Field(default_factory=list)
-    cors_origins: list[str] = Field(default_factory=list)
+    # Comma-separated in the environment: ASSISTANT_API_KEYS=key1,key2
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     public_url: str | None = None  # where people reach the service, for links in Slack
     reindex_watch: bool = False
 
@@ -65,8 +66,6 @@ class Settings(BaseSettings):
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
-            if value.strip().startswith("["):
-                return value
             return [v.strip().rstrip("/") for v in value.split(",") if v.strip()]
         return value
 
@@ -80,6 +79,9 @@ class Settings(BaseSettings):
         for key in self.api_keys:
             if len(key.get_secret_value()) < 16:
                 raise ValueError("every API key must be at least 16 characters long")
+        for secret in (self.slack_bot_token, self.slack_signing_secret):
+            if secret is not None and secret.get_secret_value() in {"", "changeme", "xoxb-your-token"}:
+                raise ValueError("a Slack secret is set to a placeholder: set the real value or unset it")
         return self
 
     @property
