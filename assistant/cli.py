@@ -197,6 +197,121 @@ def chat(index: IndexOption = None, k: Annotated[int | None, typer.Option("--k",
         history += [Turn("user", question), Turn("assistant", answer.text)]
 
 
+# ------------------------------------------------------------------------------------ eval
+
+
+@app.command("eval")
+def eval_command(
+    gold: Annotated[Path, typer.Option("--gold", help="Gold questions (JSON Lines, see EVAL.md).")],
+    index: IndexOption = None,
+    corpus: Annotated[
+        Path | None, typer.Option("--corpus", help="Index this folder first (incrementally), then evaluate.")
+    ] = None,
+    k: Annotated[int, typer.Option("--k", min=1, max=100, help="Retrieval depth.")] = 5,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON report here.")] = None,
+    check: Annotated[Path | None, typer.Option("--check", help="Fail when a metric drops below this baseline.")] = None,
+    report: Annotated[Path, typer.Option("--report", help="Markdown report; the chart goes beside it.")] = Path(
+        "eval/reports/latest.md"
+    ),
+    show_failures: Annotated[int, typer.Option("--failures", help="How many failing questions to list.")] = 15,
+) -> None:
+    """Run a gold set: retrieval, answer, citation and abstention metrics, by kind."""
+    from assistant import evaluation
+    from assistant.errors import NotFoundError
+
+    settings = _guard(lambda: _settings(index_dir=index, corpus_dir=corpus))
+    assistant = _assistant(settings)
+    questions = _guard(lambda: evaluation.load_gold(gold))
+    if corpus is not None:
+        _print_report(_guard(lambda: build_index(assistant)))
+    _guard(lambda: assistant.store)
+    assistant.embedder.embed(["warm up"])  # load the model now, not in the first timed question
+
+    def document_text(doc_id: str) -> str | None:
+        try:
+            return assistant.store.document(doc_id).text
+        except NotFoundError:
+            return None
+
+    def run() -> evaluation.EvalReport:
+        return evaluation.evaluate(
+            lambda q, history, depth: assistant.ask(q, history, depth),
+            document_text,
+            questions,
+            k=k,
+            gold_path=str(gold),
+            progress=_progress_bar("Answering gold questions"),
+        )
+
+    result = _guard(run)
+    regressions = []
+    if check is not None:
+        baseline = _guard(lambda: evaluation.load_baseline(check))
+        regressions = evaluation.check_baseline(result, baseline)
+    _print_eval(result, show_failures)
+    chart = report.with_suffix(".png")
+    evaluation.write_chart(result, chart)
+    evaluation.write_markdown(result, report, chart, regressions)
+    out.print(f"Report: {report} (chart {chart})")
+    if json_out is not None:
+        json_out.write_text(json.dumps(result.to_dict(), ensure_ascii=False, indent=2), encoding="utf-8")
+        out.print(f"JSON report: {json_out}")
+    if check is not None:
+        if regressions:
+            for regression in regressions:
+                err.print(f"[bold red]regression:[/] {escape(str(regression))}")
+            raise typer.Exit(1)
+        out.print(f"[green]No regression against {check}.[/]")
+
+
+def _progress_bar(label: str) -> Callable[[int, int], None] | None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    if not err.is_terminal and os.environ.get("ASSISTANT_PROGRESS") != "1":
+        return None
+    bar = Progress(TextColumn(f"{label:<26}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err)
+    task = bar.add_task(label, total=1)
+
+    def tick(done: int, total: int) -> None:
+        if done == 0:
+            bar.start()
+        bar.update(task, completed=done, total=max(total, 1))
+        if done >= total:
+            bar.stop()
+
+    return tick
+
+
+def _print_eval(result: Any, show_failures: int) -> None:
+    from rich.table import Table
+
+    from assistant import evaluation
+
+    table = Table(title=f"{result.gold_path}: {len(result.results)} questions, k={result.k}")
+    table.add_column("")
+    for metric in evaluation.TABLE_METRICS:
+        table.add_column(evaluation.SHORT_NAMES[metric], justify="right")
+    for name, cells in evaluation.table_rows(result):
+        table.add_row(name, *cells, style="bold" if name == "all" else "")
+    out.print(table, width=max(out.width, 150))
+    weakest = evaluation.weakest_kind(result)
+    if weakest:
+        out.print(f"Weakest kind: [bold]{weakest[0]}[/] ({weakest[1]} = {weakest[2]:.3f})")
+    failures = result.failures
+    if not failures:
+        out.print("[green]Every question passes.[/]")
+        return
+    out.print(f"\n[bold]{len(failures)} failing questions[/] (first {min(show_failures, len(failures))}):")
+    for r in failures[:show_failures]:
+        answer = r.answer.text.replace("\n", " ")
+        hits = "; ".join(f"{h.chunk.doc_id} › {h.chunk.section or '–'}" for h in r.answer.hits[:3])
+        out.print(f"[bold]{r.gold.id}[/] ({r.gold.kind}) {escape(r.gold.question)}")
+        out.print(f"   why: [red]{escape(r.failure)}[/]")
+        out.print(f"   expected: {escape(', '.join(r.gold.key_facts) or '(abstain)')}")
+        out.print(f"   answered: [dim]{escape(answer[:240])}[/]")
+        out.print(f"   retrieved: [dim]{escape(hits or '(nothing)')}[/]")
+
+
 # ----------------------------------------------------------------------------------- serve
 
 

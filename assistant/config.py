@@ -35,6 +35,8 @@ class Settings(BaseSettings):
 
     # Retrieval and answering.
     k: int = Field(5, ge=1, le=100)
+    keyword_weight: float = Field(1.0, ge=0)  # weight of BM25's ranking in the fusion
+    vector_weight: float = Field(1.0, ge=0)  # weight of the embedding ranking in the fusion
     answerer: Literal["extractive", "llm"] = "extractive"
     llm_base_url: str | None = None
     llm_model: str = "gpt-4o-mini"
@@ -71,6 +73,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
+        if self.keyword_weight == 0 and self.vector_weight == 0:
+            raise ValueError("keyword_weight and vector_weight cannot both be 0")
         if self.chunk_max_tokens < self.chunk_tokens:
             raise ValueError(
                 f"chunk_max_tokens ({self.chunk_max_tokens}) must be at least "

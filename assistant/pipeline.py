@@ -25,7 +25,7 @@ from assistant.embedding import CachedEmbedder, EmbeddingCache, Embedder, Senten
 from assistant.errors import QuestionError
 from assistant.indexer import IndexLimits, Indexer, IndexReport, Progress
 from assistant.records import Answer, Turn
-from assistant.retrieval import Retriever
+from assistant.retrieval import FusionWeights, Retriever
 from assistant.store import CACHE_FILE, IndexStore, current_version
 
 logger = logging.getLogger(__name__)
@@ -109,8 +109,11 @@ class Assistant:
         return self.engine.store
 
     def _load_engine(self) -> Engine:
-        store = IndexStore.load(self.settings.index_dir, model=self.embedder.model_id)
-        return Engine(store, Retriever(store, self.embedder), ExtractiveAnswerer(idf=store.keyword.idf))
+        s = self.settings
+        store = IndexStore.load(s.index_dir, model=self.embedder.model_id)
+        weights = FusionWeights(keyword=s.keyword_weight, vector=s.vector_weight)
+        retriever = Retriever(store, self.embedder, weights=weights)
+        return Engine(store, retriever, ExtractiveAnswerer(idf=store.keyword.idf))
 
     def reload(self) -> None:
         """Switches to the index version on disk; requests in flight finish on the old one."""
