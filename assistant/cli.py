@@ -293,7 +293,7 @@ def _print_eval(result: Any, show_failures: int) -> None:
         table.add_column(evaluation.SHORT_NAMES[metric], justify="right")
     for name, cells in evaluation.table_rows(result):
         table.add_row(name, *cells, style="bold" if name == "all" else "")
-    out.print(table, width=max(out.width, 150))
+    out.print(table, width=max(out.width, 150), crop=False)
     weakest = evaluation.weakest_kind(result)
     if weakest:
         out.print(f"Weakest kind: [bold]{weakest[0]}[/] ({weakest[1]} = {weakest[2]:.3f})")

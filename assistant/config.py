@@ -35,8 +35,9 @@ class Settings(BaseSettings):
 
     # Retrieval and answering.
     k: int = Field(5, ge=1, le=100)
-    keyword_weight: float = Field(1.0, ge=0)  # weight of BM25's ranking in the fusion
-    vector_weight: float = Field(1.0, ge=0)  # weight of the embedding ranking in the fusion
+    keyword_weight: float = Field(0.6, ge=0)  # weight of the normalised BM25 score
+    vector_weight: float = Field(0.4, ge=0)  # weight of the cosine similarity
+    sentence_weight: float = Field(0.3, ge=0)  # weight of the best sentence's coverage (rerank)
     answerer: Literal["extractive", "llm"] = "extractive"
     llm_base_url: str | None = None
     llm_model: str = "gpt-4o-mini"

@@ -111,7 +111,7 @@ class Assistant:
     def _load_engine(self) -> Engine:
         s = self.settings
         store = IndexStore.load(s.index_dir, model=self.embedder.model_id)
-        weights = FusionWeights(keyword=s.keyword_weight, vector=s.vector_weight)
+        weights = FusionWeights(s.keyword_weight, s.vector_weight, s.sentence_weight)
         retriever = Retriever(store, self.embedder, weights=weights)
         return Engine(store, retriever, ExtractiveAnswerer(idf=store.keyword.idf))
 

@@ -1,21 +1,29 @@
-"""Question -> ranked Hits: keyword and vector search fused by rank, with diversity.
+"""Question -> ranked Hits: keyword and vector search fused by score, reranked by sentence.
 
-Both searches return a deep candidate list; reciprocal rank fusion (weighted) merges them, so
-neither score scale has to be calibrated against the other. Near-duplicate chunks and more
-than `max_per_section` chunks of one section are held back, so that the top k cover more
-places (a list question often needs several sections or documents).
+1. BM25 and the vector index each return a deep candidate list.
+2. Every candidate gets both scores (BM25 divided by the best BM25 score of the question, so it
+   lies in [0, 1] like the cosine similarity) and a weighted sum of the two. A weighted sum of
+   normalised scores beats reciprocal rank fusion here: rank fusion throws away how much better
+   the best keyword match is, and keyword matching is the stronger signal on names and numbers.
+3. The best candidates are reranked with one more signal: how much of the question the best
+   single sentence of the chunk covers. Questions are usually answered by one sentence, so a
+   chunk that states the question's terms together beats one that scatters them.
+4. Near-duplicate chunks and more than `max_per_section` chunks of one headed section are held
+   back, so that the top k cover more places (a list question often needs several).
 """
 
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 
+from assistant.question import profile
 from assistant.embedding import Embedder
 from assistant.keyword_index import analyze
-from assistant.records import Hit
+from assistant.records import Chunk, Hit
 from assistant.store import IndexStore
 
 logger = logging.getLogger(__name__)
@@ -23,11 +31,11 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class FusionWeights:
-    """How much each ranked list counts in the fusion."""
+    """How much each signal counts in a candidate's score."""
 
-    keyword: float = 1.0
-    vector: float = 1.0
-    rrf_k: int = 60
+    keyword: float = 0.6
+    vector: float = 0.4
+    sentence: float = 0.3
 
 
 class Retriever:
@@ -39,97 +47,129 @@ class Retriever:
         embedder: Embedder,
         *,
         candidates: int = 50,
+        rerank: int = 30,
         weights: FusionWeights | None = None,
         max_per_section: int = 2,
         duplicate_overlap: float = 0.9,
     ) -> None:
-        if candidates < 1:
-            raise ValueError(f"candidates must be at least 1, not {candidates}")
+        if candidates < 1 or rerank < 1:
+            raise ValueError(f"candidates and rerank must be at least 1, not {candidates}, {rerank}")
         if max_per_section < 1:
             raise ValueError(f"max_per_section must be at least 1, not {max_per_section}")
         self.store = store
         self.embedder = embedder
         self.candidates = candidates
+        self.rerank = rerank
         self.weights = weights or FusionWeights()
         self.max_per_section = max_per_section
         self.duplicate_overlap = duplicate_overlap
+        self._sentence_terms: OrderedDict[int, list[frozenset[str]]] = OrderedDict()
 
     def search(self, query: str, k: int) -> list[Hit]:
         """Returns the k best hits for `query`, best first."""
         if k < 1:
             raise ValueError(f"k must be at least 1, not {k}")
         depth = max(self.candidates, k * 4)
-        keyword_rows, keyword_scores = self.store.keyword.search(analyze(query), depth)
-        query_vector = self.embedder.embed([query])
-        vector_scores, vector_rows = self.store.vector_index.search(query_vector, depth)
-        return self.fuse(
-            keyword_rows, keyword_scores, vector_rows[0], vector_scores[0], k, query_vector[0]
-        )
-
-    def fuse(
-        self,
-        keyword_rows: np.ndarray,
-        keyword_scores: np.ndarray,
-        vector_rows: np.ndarray,
-        vector_scores: np.ndarray,
-        k: int,
-        query_vector: np.ndarray | None = None,
-    ) -> list[Hit]:
-        """Merges the two ranked lists and returns the k best diverse hits."""
+        terms = analyze(query)
+        keyword_all = self.store.keyword.scores(terms)
+        keyword_rows = _top(keyword_all, depth)
+        query_vector = self.embedder.embed([query])[0]
+        _, vector_rows = self.store.vector_index.search(query_vector[None, :], depth)
+        rows = list(dict.fromkeys([*keyword_rows.tolist(), *(int(r) for r in vector_rows[0] if r >= 0)]))
+        if not rows:
+            return []
+        row_array = np.asarray(rows, dtype=np.int64)
+        keyword = keyword_all[row_array]
+        best_keyword = float(keyword.max())
+        keyword_norm = keyword / best_keyword if best_keyword > 0 else keyword * 0
+        cosine = np.asarray(self.store.vectors[row_array], dtype=np.float32) @ query_vector
         w = self.weights
-        fused: dict[int, float] = {}
-        info: dict[int, dict[str, float]] = {}
-        for rank, (row, score) in enumerate(zip(keyword_rows, keyword_scores, strict=True), 1):
-            row = int(row)
-            fused[row] = fused.get(row, 0.0) + w.keyword / (w.rrf_k + rank)
-            info.setdefault(row, {})
-            info[row]["keyword_rank"] = rank
-            info[row]["keyword_score"] = float(score)
-        for rank, (row, score) in enumerate(zip(vector_rows, vector_scores, strict=True), 1):
-            row = int(row)
-            if row < 0:  # FAISS pads with -1 when it has fewer vectors than asked for
-                continue
-            fused[row] = fused.get(row, 0.0) + w.vector / (w.rrf_k + rank)
-            info.setdefault(row, {})
-            info[row]["vector_rank"] = rank
-            info[row]["vector_score"] = float(score)
-        ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+        fused = w.keyword * keyword_norm + w.vector * cosine
+        order = np.argsort(-fused, kind="stable")
+        # Rerank the head of the list with the best single sentence's coverage of the question.
+        head = order[: self.rerank]
+        weights = _term_weights(profile(query).terms, self.store.keyword.idf)
+        for i in head:
+            fused[i] += w.sentence * self._sentence_coverage(rows[i], weights)
+        order = np.concatenate([head[np.argsort(-fused[head], kind="stable")], order[self.rerank :]])
+        keyword_rank = {row: rank for rank, row in enumerate(keyword_rows.tolist(), 1)}
+        vector_rank = {int(row): rank for rank, row in enumerate(vector_rows[0], 1)}
         hits: list[Hit] = []
         per_section: dict[tuple[str, tuple[str, ...]], int] = {}
         kept_terms: list[set[str]] = []
-        for row, score in ranked:
+        for i in order:
+            row = rows[i]
             chunk = self.store.chunk(row)
-            place = (chunk.doc_id, chunk.section_path)
-            if per_section.get(place, 0) >= self.max_per_section:
+            if not self._diverse(chunk, per_section, kept_terms):
                 continue
-            terms = set(analyze(chunk.text))
-            if any(_overlap(terms, other) >= self.duplicate_overlap for other in kept_terms):
-                continue
-            per_section[place] = per_section.get(place, 0) + 1
-            kept_terms.append(terms)
-            data = info[row]
-            if "vector_score" not in data and query_vector is not None:
-                # A hit found by keywords alone still gets its similarity to the question:
-                # the answerer uses it to tell an on-topic passage from a chance word match.
-                data["vector_score"] = float(np.dot(self.store.vectors[row], query_vector))
             hits.append(
                 Hit(
                     chunk=chunk,
-                    score=score,
+                    score=float(fused[i]),
                     rank=len(hits) + 1,
-                    keyword_rank=int(data.get("keyword_rank", 0)),
-                    vector_rank=int(data.get("vector_rank", 0)),
-                    keyword_score=data.get("keyword_score", 0.0),
-                    vector_score=data.get("vector_score", 0.0),
+                    keyword_rank=keyword_rank.get(row, 0),
+                    vector_rank=vector_rank.get(row, 0),
+                    keyword_score=float(keyword[i]),
+                    vector_score=float(cosine[i]),
                 )
             )
             if len(hits) == k:
                 break
         return hits
 
+    def _diverse(
+        self,
+        chunk: Chunk,
+        per_section: dict[tuple[str, tuple[str, ...]], int],
+        kept_terms: list[set[str]],
+    ) -> bool:
+        # Only headed sections are capped: a document without headings is one long "section",
+        # and capping it would hide most of it.
+        place = (chunk.doc_id, chunk.section_path)
+        if chunk.section_path and per_section.get(place, 0) >= self.max_per_section:
+            return False
+        terms = set(analyze(chunk.text))
+        if any(_overlap(terms, other) >= self.duplicate_overlap for other in kept_terms):
+            return False
+        per_section[place] = per_section.get(place, 0) + 1
+        kept_terms.append(terms)
+        return True
+
+    def _sentence_coverage(self, row: int, weights: dict[str, float]) -> float:
+        total = sum(weights.values())
+        if total <= 0:
+            return 0.0
+        best = 0.0
+        for terms in self.sentence_terms(row):
+            best = max(best, sum(w for t, w in weights.items() if t in terms))
+        return best / total
+
+    def sentence_terms(self, row: int) -> list[frozenset[str]]:
+        """Returns the index terms of each sentence of a chunk (cached: the same chunks recur)."""
+        cached = self._sentence_terms.get(row)
+        if cached is not None:
+            self._sentence_terms.move_to_end(row)
+            return cached
+        chunk = self.store.chunk(row)
+        terms = [frozenset(analyze(chunk.sentence_text(s))) for s in chunk.sentences]
+        self._sentence_terms[row] = terms
+        if len(self._sentence_terms) > 50_000:
+            self._sentence_terms.popitem(last=False)
+        return terms
+
+
+def _term_weights(terms: tuple[str, ...], idf: object) -> dict[str, float]:
+    return {t: float(idf(t)) for t in terms} if callable(idf) else {t: 1.0 for t in terms}
+
+
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    positive = np.flatnonzero(scores > 0)
+    if positive.size > k:
+        positive = positive[np.argpartition(-scores[positive], k - 1)[:k]]
+    return positive[np.argsort(-scores[positive], kind="stable")]
+
 
 def _overlap(a: set[str], b: set[str]) -> float:
     if not a or not b:
         return 0.0
     return len(a & b) / min(len(a), len(b))
-

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from assistant.answering.citations import cite
-from assistant.answering.question import QuestionProfile, profile
+from assistant.question import QuestionProfile, profile
 from assistant.documents import BOILERPLATE
 from assistant.keyword_index import analyze
 from assistant.records import NOT_FOUND, Answer, Chunk, Citation, Hit, Sentence, Turn

@@ -1,4 +1,6 @@
-"""Question -> QuestionProfile: its search terms and the kind of answer it asks for."""
+"""Question -> QuestionProfile: its search terms and the kind of answer it asks for.
+
+Shared by retrieval (which terms matter) and answering (what shape of answer fits)."""
 
 from __future__ import annotations
 
