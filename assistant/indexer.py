@@ -19,7 +19,7 @@ from assistant.chunking import Chunker, embedding_text
 from assistant.documents import SourceFile, load_document, scan_corpus
 from assistant.embedding import Embedder
 from assistant.errors import CorpusError, IndexCorruptError, IndexMismatchError
-from assistant.keyword_index import KeywordIndex, analyze
+from assistant.keyword_index import KeywordIndex, index_terms
 from assistant.records import Chunk, Document
 from assistant.store import (
     FORMAT_VERSION,
@@ -61,6 +61,12 @@ class IndexLimits:
     max_file_mb: float = 50.0
     pdf_timeout_s: float = 60.0
     pdf_memory_mb: int = 1024
+
+
+def sentence_spans(chunk: Chunk) -> list[tuple[int, int]]:
+    """Returns where each sentence of a chunk lies in the chunk's embedding text."""
+    base = len(embedding_text(chunk)) - len(chunk.text)
+    return [(s.start - chunk.start + base, s.end - chunk.start + base) for s in chunk.sentences]
 
 
 def keyword_text(chunk: Chunk) -> str:
@@ -158,17 +164,19 @@ class Indexer:
             new_chunks: list[Chunk] = []
             for document in fresh:
                 new_chunks.extend(chunker.chunk(document))
-            new_vectors = self._embed(embedder, new_chunks, tick)
+            new_vectors, new_sentence_vectors = self._embed(embedder, new_chunks, tick)
 
             kept_docs, kept_chunks, kept_rows = self._carry_over(previous, kept_ids)
             chunks = kept_chunks + new_chunks
             documents = kept_docs + fresh
+            kept_sentences = [previous.sentence_vectors(r) for r in kept_rows] if previous else []
+            sentence_vectors = kept_sentences + new_sentence_vectors
             if previous is not None and kept_rows:
                 vectors = np.vstack([np.asarray(previous.vectors[kept_rows]), new_vectors])
-                keyword = previous.keyword.updated(kept_rows, [analyze(keyword_text(c)) for c in new_chunks])
+                keyword = previous.keyword.updated(kept_rows, [index_terms(keyword_text(c)) for c in new_chunks])
             else:
                 vectors = new_vectors
-                keyword = KeywordIndex.build(analyze(keyword_text(c)) for c in new_chunks)
+                keyword = KeywordIndex.build(index_terms(keyword_text(c)) for c in new_chunks)
             manifest = Manifest(
                 format_version=FORMAT_VERSION,
                 model=embedder.model_id,
@@ -189,7 +197,7 @@ class Indexer:
             )
             tick("write", 0, 1)
             folder = write_version(
-                self.index_dir, manifest, documents, chunks, vectors, keyword,
+                self.index_dir, manifest, documents, chunks, vectors, sentence_vectors, keyword,
                 self.approximate_threshold,
             )
             tick("write", 1, 1)
@@ -232,17 +240,24 @@ class Indexer:
             logger.warning("skipped %s: %s", source.doc_id, exc)
             return None
 
-    def _embed(self, embedder: Embedder, chunks: Sequence[Chunk], tick: Progress) -> np.ndarray:
-        texts = [embedding_text(c) for c in chunks]
-        parts = []
+    def _embed(
+        self, embedder: Embedder, chunks: Sequence[Chunk], tick: Progress
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        vectors = []
+        sentence_vectors: list[np.ndarray] = []
         batch = 64
-        for i in range(0, len(texts), batch):
-            tick("embed", i, len(texts))
-            parts.append(embedder.embed(texts[i : i + batch]))
-        tick("embed", len(texts), len(texts))
-        if not parts:
-            return np.zeros((0, embedder.dimension), dtype=np.float32)
-        return np.vstack(parts)
+        for i in range(0, len(chunks), batch):
+            tick("embed", i, len(chunks))
+            part = chunks[i : i + batch]
+            texts = [embedding_text(c) for c in part]
+            spans = [sentence_spans(c) for c in part]
+            chunk_vectors, span_vectors = embedder.embed_spans(texts, spans)
+            vectors.append(chunk_vectors)
+            sentence_vectors.extend(span_vectors)
+        tick("embed", len(chunks), len(chunks))
+        if not vectors:
+            return np.zeros((0, embedder.dimension), dtype=np.float32), []
+        return np.vstack(vectors), sentence_vectors
 
     @staticmethod
     def _carry_over(

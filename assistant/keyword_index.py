@@ -1,12 +1,20 @@
 """Texts -> terms -> a BM25 index over chunks (sparse matrices, so it stays fast at a million).
 
 Terms are lower-cased, accent-folded and Snowball-stemmed; a hyphenated name also yields its
-joined form ("Pool-Net" -> pool, net, poolnet) so that "Poolnet" finds it. The index keeps raw
-term frequencies, so an update carries unchanged chunks over and only analyses new ones.
+joined form ("Pool-Net" -> pool, net, poolnet) so that "Poolnet" finds it. Adjacent terms are
+indexed as phrases too ("gold label", "smart industri"): a name made of common words is rare
+as a phrase. The index keeps raw term frequencies, so an update carries unchanged chunks over
+and only analyses new ones.
+
+A query can be widened over the vocabulary: a term also matches, with less weight, the
+indexed words that share its first six letters or end with it. That bridges inflections the
+stemmer misses and, across languages, cognates and compounds: "australian" meets "australien",
+"strategy" meets the Swedish "nyindustrialiseringsstrategi", "expert" meets "klusterexpert".
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 import unicodedata
@@ -61,9 +69,19 @@ def words(text: str) -> list[str]:
 
 
 def analyze(text: str) -> list[str]:
-    """Returns the index terms of a text: words without stopwords, stemmed."""
+    """Returns the terms of a text: words without stopwords, stemmed."""
     kept = [w for w in words(text) if w not in STOPWORDS]
     return list(_stemmer().stemWords(kept))
+
+
+def with_phrases(terms: Sequence[str]) -> list[str]:
+    """Adds each pair of adjacent terms as a phrase term ("gold label")."""
+    return [*terms, *(f"{a} {b}" for a, b in zip(terms, terms[1:], strict=False) if a != b)]
+
+
+def index_terms(text: str) -> list[str]:
+    """Returns what the keyword index stores for a text: its terms and their phrases."""
+    return with_phrases(analyze(text))
 
 
 class KeywordIndex:
@@ -82,6 +100,8 @@ class KeywordIndex:
         self.frequencies = frequencies  # rows: chunks, columns: terms, values: counts
         self.k1 = k1
         self.b = b
+        self._sorted: list[str] | None = None
+        self._reversed: list[str] = []
         self._prepare()
 
     def _prepare(self) -> None:
@@ -148,16 +168,56 @@ class KeywordIndex:
             return float(np.log1p((self.size - 1 + 0.5) / 1.5))
         return float(self.idf_values[column])
 
-    def scores(self, terms: Sequence[str]) -> np.ndarray:
-        """Returns the BM25 score of every chunk for the query terms."""
-        columns = [self.vocabulary[t] for t in terms if t in self.vocabulary]
-        if not columns or self.size == 0:
+    def scores(self, terms: Sequence[str] | dict[str, float]) -> np.ndarray:
+        """Returns the BM25 score of every chunk for the query terms (optionally weighted)."""
+        weighted: dict[int, float] = {}
+        items = terms.items() if isinstance(terms, dict) else ((t, 1.0) for t in terms)
+        for term, weight in items:
+            column = self.vocabulary.get(term)
+            if column is not None:
+                weighted[column] = weighted.get(column, 0.0) + weight
+        if not weighted or self.size == 0:
             return np.zeros(self.size, dtype=np.float32)
-        counts = Counter(columns)
-        ids = np.fromiter(counts.keys(), dtype=np.int64)
-        multiplicity = np.fromiter(counts.values(), dtype=np.float32)
+        ids = np.fromiter(weighted.keys(), dtype=np.int64)
+        multiplicity = np.fromiter(weighted.values(), dtype=np.float32)
         rows = self.weights[ids]
         return np.asarray(rows.T @ multiplicity, dtype=np.float32).ravel()
+
+    def query(self, text: str, widen: float = 0.4) -> dict[str, float]:
+        """Returns a question's weighted query: its terms and phrases, and widened terms."""
+        terms = analyze(text)
+        query = dict.fromkeys(with_phrases(terms), 1.0)
+        if widen > 0:
+            for term in terms:
+                for other in self.similar_terms(term):
+                    if other not in query:
+                        query[other] = widen
+        return query
+
+    def similar_terms(self, term: str, limit: int = 8) -> list[str]:
+        """Returns indexed words sharing the term's first six letters, or ending with it."""
+        if len(term) < 5 or not term.isalpha():
+            return []
+        if self._sorted is None:
+            words_only = [t for t in self.vocabulary if " " not in t]
+            self._sorted = sorted(words_only)
+            self._reversed = sorted(t[::-1] for t in words_only)
+        prefix = term[:6]
+        found: list[str] = []
+        i = bisect.bisect_left(self._sorted, prefix)
+        while i < len(self._sorted) and self._sorted[i].startswith(prefix) and len(found) < limit:
+            if self._sorted[i] != term:
+                found.append(self._sorted[i])
+            i += 1
+        # Compounds put their head last: "klusterexpert" ends with "expert".
+        backwards = term[::-1]
+        j = bisect.bisect_left(self._reversed, backwards)
+        while j < len(self._reversed) and self._reversed[j].startswith(backwards) and len(found) < limit * 2:
+            word = self._reversed[j][::-1]
+            if len(word) >= len(term) + 3:
+                found.append(word)
+            j += 1
+        return found
 
     def search(self, terms: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         """Returns the rows and scores of the k best chunks with a positive score."""

@@ -117,6 +117,8 @@ class Hit:
     vector_rank: int = 0
     keyword_score: float = 0.0
     vector_score: float = 0.0
+    # Cosine similarity of the question to each of the chunk's sentences, in sentence order.
+    sentence_similarity: tuple[float, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Returns the JSON shape used by the CLI, the service and the eval reports."""

@@ -35,7 +35,8 @@ class FusionWeights:
 
     keyword: float = 0.6
     vector: float = 0.4
-    sentence: float = 0.3
+    sentence: float = 0.3  # the best sentence's weighted share of the question's terms
+    sentence_vector: float = 0.2  # the best sentence's cosine similarity to the question
 
 
 class Retriever:
@@ -51,6 +52,7 @@ class Retriever:
         weights: FusionWeights | None = None,
         max_per_section: int = 2,
         duplicate_overlap: float = 0.9,
+        widen: float = 0.5,
     ) -> None:
         if candidates < 1 or rerank < 1:
             raise ValueError(f"candidates and rerank must be at least 1, not {candidates}, {rerank}")
@@ -63,6 +65,7 @@ class Retriever:
         self.weights = weights or FusionWeights()
         self.max_per_section = max_per_section
         self.duplicate_overlap = duplicate_overlap
+        self.widen = widen  # weight of vocabulary terms similar to the question's (0: off)
         self._sentence_terms: OrderedDict[int, list[frozenset[str]]] = OrderedDict()
 
     def search(self, query: str, k: int) -> list[Hit]:
@@ -70,8 +73,7 @@ class Retriever:
         if k < 1:
             raise ValueError(f"k must be at least 1, not {k}")
         depth = max(self.candidates, k * 4)
-        terms = analyze(query)
-        keyword_all = self.store.keyword.scores(terms)
+        keyword_all = self.store.keyword.scores(self.store.keyword.query(query, self.widen))
         keyword_rows = _top(keyword_all, depth)
         query_vector = self.embedder.embed([query])[0]
         _, vector_rows = self.store.vector_index.search(query_vector[None, :], depth)
@@ -89,8 +91,13 @@ class Retriever:
         # Rerank the head of the list with the best single sentence's coverage of the question.
         head = order[: self.rerank]
         weights = _term_weights(profile(query).terms, self.store.keyword.idf)
+        similarity: dict[int, np.ndarray] = {}
         for i in head:
-            fused[i] += w.sentence * self._sentence_coverage(rows[i], weights)
+            row = rows[i]
+            similarity[row] = self.store.sentence_vectors(row) @ query_vector
+            best_sentence = float(similarity[row].max()) if len(similarity[row]) else 0.0
+            fused[i] += w.sentence * self._sentence_coverage(row, weights)
+            fused[i] += w.sentence_vector * best_sentence
         order = np.concatenate([head[np.argsort(-fused[head], kind="stable")], order[self.rerank :]])
         keyword_rank = {row: rank for rank, row in enumerate(keyword_rows.tolist(), 1)}
         vector_rank = {int(row): rank for rank, row in enumerate(vector_rows[0], 1)}
@@ -111,6 +118,10 @@ class Retriever:
                     vector_rank=vector_rank.get(row, 0),
                     keyword_score=float(keyword[i]),
                     vector_score=float(cosine[i]),
+                    sentence_similarity=tuple(
+                        float(x)
+                        for x in similarity.get(row, self.store.sentence_vectors(row) @ query_vector)
+                    ),
                 )
             )
             if len(hits) == k:

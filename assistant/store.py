@@ -6,6 +6,8 @@
         manifest.json                 format, model and dimension, chunker settings, documents
         vectors.npy                   float32 matrix, row i = chunk i (the source of truth)
         vectors.faiss                 the search index over those rows (flat, or HNSW when large)
+        sentences.npy                 float16 late-chunked vector of every sentence, chunk by chunk
+        sentence_offsets.npy          chunk i's sentences are rows offsets[i]:offsets[i + 1]
         chunks.sqlite                 documents and chunks (text, sections, offsets)
         keyword.npz, keyword.json     BM25 term frequencies and vocabulary
       embeddings.sqlite               cache of vectors by text hash, shared by all versions
@@ -46,7 +48,7 @@ from assistant.records import Chunk, Document, Page, Section, Sentence
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 3
 CURRENT = "current"
 VERSIONS = "versions"
 CACHE_FILE = "embeddings.sqlite"
@@ -203,10 +205,21 @@ def _chunk_from_row(row: sqlite3.Row) -> Chunk:
 class IndexStore:
     """A built index, read-only: chunk lookups, vector search, keyword search."""
 
-    def __init__(self, path: Path, manifest: Manifest, vectors: np.ndarray, vector_index: VectorIndex, keyword: KeywordIndex) -> None:
+    def __init__(
+        self,
+        path: Path,
+        manifest: Manifest,
+        vectors: np.ndarray,
+        vector_index: VectorIndex,
+        keyword: KeywordIndex,
+        sentences: np.ndarray,
+        sentence_offsets: np.ndarray,
+    ) -> None:
         self.path = path
         self.manifest = manifest
         self.vectors = vectors
+        self.sentences = sentences
+        self.sentence_offsets = sentence_offsets
         self.vector_index = vector_index
         self.keyword = keyword
         self._local = threading.local()
@@ -245,7 +258,11 @@ class IndexStore:
         keyword = _read(folder / "keyword.npz", lambda _: KeywordIndex.load(folder))
         if keyword.size != manifest.chunks:
             raise IndexCorruptError(folder / "keyword.npz", "row count does not match the manifest")
-        store = cls(folder, manifest, vectors, vector_index, keyword)
+        sentences = _read(folder / "sentences.npy", lambda p: np.load(p, mmap_mode="r"))
+        offsets = _read(folder / "sentence_offsets.npy", lambda p: np.load(p))
+        if len(offsets) != manifest.chunks + 1 or offsets[-1] != len(sentences):
+            raise IndexCorruptError(folder / "sentence_offsets.npy", "does not match the sentences")
+        store = cls(folder, manifest, vectors, vector_index, keyword, sentences, offsets)
         _read(folder / "chunks.sqlite", lambda _: store._check_db())
         return store
 
@@ -283,6 +300,11 @@ class IndexStore:
         if len(self._chunk_cache) < 100_000:
             self._chunk_cache[row] = chunk
         return chunk
+
+    def sentence_vectors(self, row: int) -> np.ndarray:
+        """Returns the vectors of chunk `row`'s sentences (float32, one row per sentence)."""
+        start, end = int(self.sentence_offsets[row]), int(self.sentence_offsets[row + 1])
+        return np.asarray(self.sentences[start:end], dtype=np.float32)
 
     def all_chunks(self) -> Iterator[tuple[int, Chunk]]:
         """Yields every (row, chunk) in row order."""
@@ -382,13 +404,15 @@ def write_version(
     documents: Sequence[Document],
     chunks: Sequence[Chunk],
     vectors: np.ndarray,
+    sentence_vectors: Sequence[np.ndarray],
     keyword: KeywordIndex,
     approximate_threshold: int = 200_000,
 ) -> Path:
     """Writes a complete new index version and makes it current, atomically."""
-    if len(chunks) != len(vectors) or keyword.size != len(chunks):
+    if not len(chunks) == len(vectors) == len(sentence_vectors) == keyword.size:
         raise ValueError(
-            f"{len(chunks)} chunks, {len(vectors)} vectors and {keyword.size} keyword rows differ"
+            f"{len(chunks)} chunks, {len(vectors)} vectors, {len(sentence_vectors)} sentence "
+            f"vector lists and {keyword.size} keyword rows differ"
         )
     versions = index_dir / VERSIONS
     versions.mkdir(parents=True, exist_ok=True)
@@ -401,6 +425,14 @@ def write_version(
         manifest.vector_index = vector_index.kind
         manifest.chunks = len(chunks)
         np.save(partial / "vectors.npy", np.ascontiguousarray(vectors, dtype=np.float32))
+        offsets = np.zeros(len(chunks) + 1, dtype=np.int64)
+        offsets[1:] = np.cumsum([len(v) for v in sentence_vectors])
+        dimension = vectors.shape[1] if len(vectors) else manifest.dimension
+        stacked = (
+            np.vstack(sentence_vectors) if sentence_vectors else np.zeros((0, dimension))
+        ).astype(np.float16)
+        np.save(partial / "sentences.npy", stacked)
+        np.save(partial / "sentence_offsets.npy", offsets)
         vector_index.save(partial / "vectors.faiss")
         keyword.save(partial)
         _write_db(partial / "chunks.sqlite", documents, chunks)

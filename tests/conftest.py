@@ -35,6 +35,10 @@ class CountingEmbedder:
         self.texts.extend(texts)
         return self.inner.embed(texts)  # type: ignore[attr-defined,no-any-return]
 
+    def embed_spans(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]) -> tuple[np.ndarray, list[np.ndarray]]:
+        self.texts.extend(texts)
+        return self.inner.embed_spans(texts, spans)  # type: ignore[attr-defined,no-any-return]
+
 
 class FakeEmbedder:
     """A deterministic bag-of-words embedder: fast, and texts sharing words are similar."""
@@ -58,6 +62,10 @@ class FakeEmbedder:
             norm = np.linalg.norm(out[i]) or 1.0
             out[i] /= norm
         return out
+
+    def embed_spans(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]) -> tuple[np.ndarray, list[np.ndarray]]:
+        vectors = self.embed(texts)
+        return vectors, [self.embed([t[a:b] for a, b in s]) for t, s in zip(texts, spans, strict=True)]
 
 
 @pytest.fixture(scope="session")

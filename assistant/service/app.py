@@ -1,0 +1,167 @@
+"""Assistant + Settings -> the FastAPI app: middleware, error handlers, routers, static files.
+
+    app = create_app(Assistant.from_settings(settings), settings)
+
+Routers: `admin` (/healthz, /readyz, /api/admin/reindex), `chat` (/api/chat ...), `documents`
+(/api/documents ...), `openai_compat` (/v1 ...). Two seams for later pieces:
+
+- the chat widget: files in `assistant/service/static/` are served, `index.html` at `/` (the
+  demo page), `widget.js` at `/widget.js`, everything at `/static/...`;
+- the Slack bot: when `settings.slack_enabled`, the module `assistant.service.slack` must
+  provide `create_router(context: ServiceContext) -> APIRouter` with POST /slack/events and
+  POST /slack/interactions (Slack signs its requests; API keys do not apply there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import importlib.util
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio.to_thread
+from fastapi import APIRouter, FastAPI, HTTPException
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from assistant.config import Settings
+from assistant.errors import AssistantError, ConfigError
+from assistant.history import ConversationStore
+from assistant.pipeline import Assistant
+from assistant.service import admin, chat, documents, openai_compat
+from assistant.service.context import ServiceContext
+from assistant.service.handlers import install_error_handlers
+from assistant.service.reindex import Reindexer
+from assistant.service.security import BodySizeLimit, StrictCORSMiddleware, cors_options
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
+SLACK_MODULE = "assistant.service.slack"
+
+
+def create_app(assistant: Assistant, settings: Settings) -> FastAPI:
+    """Builds the web application answering with `assistant`, configured by `settings`.
+
+    `settings` governs the service (data folder, API keys, CORS, body size, file watching);
+    the assistant's own settings govern the index, the corpus and question length. The
+    index is loaded at start-up, once, unless it already is.
+    """
+    context = ServiceContext(
+        assistant=assistant,
+        settings=settings,
+        conversations=ConversationStore(settings.data_dir),
+        reindexer=Reindexer(assistant),
+    )
+    cors = cors_options(settings)
+    if settings.reindex_watch:
+        _check_watchable(assistant.settings.corpus_dir)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await _load_index(assistant)
+        stop = asyncio.Event()
+        watcher: asyncio.Task[None] | None = None
+        if settings.reindex_watch:
+            watcher = asyncio.create_task(
+                context.reindexer.watch(assistant.settings.corpus_dir, stop)
+            )
+            watcher.add_done_callback(_report_watcher_end)
+        try:
+            yield
+        finally:
+            stop.set()
+            if watcher is not None:
+                await asyncio.wait([watcher])
+
+    app = FastAPI(
+        title="assistant",
+        summary="Answers questions from an organisation's documents, with citations you can check.",
+        lifespan=lifespan,
+    )
+    app.state.context = context
+    install_error_handlers(app)
+    # Added last = outermost: CORS headers go on every response, 413s included.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(StrictCORSMiddleware, **cors)  # type: ignore[arg-type]
+    for router in (admin.router, chat.router, documents.router, openai_compat.router):
+        app.include_router(router)
+    if settings.slack_enabled:
+        app.include_router(_slack_router(context))
+    _mount_static(app, STATIC_DIR)
+    return app
+
+
+async def _load_index(assistant: Assistant) -> None:
+    def load() -> None:
+        store = assistant.store
+        logger.info(
+            "index loaded: %d documents, %d chunks", len(store.manifest.documents), store.size
+        )
+        # The model loads on first use: better now than in the first user's request.
+        assistant.embedder.embed(["warm up"])
+
+    try:
+        await anyio.to_thread.run_sync(load)
+    except AssistantError as exc:
+        # Keep serving: /readyz says 503 with the reason, and the index loads once it exists.
+        logger.warning("the index is not loaded: %s", exc)
+
+
+def _check_watchable(corpus_dir: Path) -> None:
+    if importlib.util.find_spec("watchfiles") is None:
+        raise ConfigError(
+            "ASSISTANT_REINDEX_WATCH needs the watchfiles package: pip install watchfiles"
+        )
+    if not corpus_dir.is_dir():
+        raise ConfigError(
+            f"ASSISTANT_REINDEX_WATCH is on but the corpus folder {corpus_dir} does not exist"
+        )
+
+
+def _report_watcher_end(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error(
+            "the corpus watcher stopped; reindex with POST /api/admin/reindex",
+            exc_info=task.exception(),
+        )
+
+
+def _slack_router(context: ServiceContext) -> APIRouter:
+    try:
+        module = importlib.import_module(SLACK_MODULE)
+    except ModuleNotFoundError as exc:
+        if exc.name == SLACK_MODULE:
+            raise ConfigError(
+                "ASSISTANT_SLACK_BOT_TOKEN and ASSISTANT_SLACK_SIGNING_SECRET are set, but this "
+                "version has no Slack bot: unset them"
+            ) from exc
+        raise ConfigError(
+            f"the Slack bot needs {exc.name}: pip install 'assistant[slack]'"
+        ) from exc
+    router: APIRouter = module.create_router(context)
+    return router
+
+
+def _mount_static(app: FastAPI, folder: Path) -> None:
+    """Serves the widget's files: the demo page at /, widget.js at /widget.js, all at /static."""
+
+    def serve(name: str) -> FileResponse:
+        path = folder / name
+        if not path.is_file():
+            raise HTTPException(404, f"{name} is not part of this installation")
+        return FileResponse(path)
+
+    @app.get("/", include_in_schema=False)
+    def demo_page() -> FileResponse:
+        return serve("index.html")
+
+    @app.get("/widget.js", include_in_schema=False)
+    def widget() -> FileResponse:
+        return serve("widget.js")
+
+    if folder.is_dir():
+        app.mount("/static", StaticFiles(directory=folder), name="static")

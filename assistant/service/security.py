@@ -1,0 +1,145 @@
+"""Security settings -> request checks: API keys, CORS origins, request body size.
+
+- API keys (`ASSISTANT_API_KEYS`): when set, every /api and /v1 route needs
+  `Authorization: Bearer <key>`; keys are compared in constant time and never logged. Admin
+  routes are refused (403) while no key is configured.
+- CORS (`ASSISTANT_CORS_ORIGINS`): only the listed origins get CORS headers; no wildcard.
+- Body size (`ASSISTANT_MAX_BODY_BYTES`): larger request bodies get 413 before they are parsed.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Annotated
+
+from fastapi import Depends, HTTPException
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.datastructures import Headers
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from assistant.config import Settings
+from assistant.errors import ConfigError
+from assistant.service.context import Context
+from assistant.service.handlers import error_body
+
+_bearer = HTTPBearer(auto_error=False, description="An API key from ASSISTANT_API_KEYS")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def _matches(given: str, settings: Settings) -> bool:
+    candidate = given.encode()
+    found = False
+    # Compare with every key, without stopping early, so that timing says nothing.
+    for key in settings.api_keys:
+        found |= hmac.compare_digest(candidate, key.get_secret_value().encode())
+    return found
+
+
+def _check_key(credentials: HTTPAuthorizationCredentials | None, settings: Settings) -> None:
+    if credentials is None:
+        raise HTTPException(
+            401,
+            "missing API key: send the header Authorization: Bearer <key>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if not _matches(credentials.credentials, settings):
+        raise HTTPException(401, "invalid API key", headers={"WWW-Authenticate": "Bearer"})
+
+
+def require_api_key(context: Context, credentials: Credentials) -> None:
+    """Refuses the request (401) when API keys are configured and none of them was sent."""
+    if context.settings.api_keys:
+        _check_key(credentials, context.settings)
+
+
+def require_admin_key(context: Context, credentials: Credentials) -> None:
+    """Refuses admin requests: 403 while no API key is configured, 401 without a valid key."""
+    if not context.settings.api_keys:
+        raise HTTPException(
+            403, "admin endpoints are disabled: set ASSISTANT_API_KEYS to enable them"
+        )
+    _check_key(credentials, context.settings)
+
+
+class RequestTooLargeError(HTTPException):
+    """A request body is over the configured limit (raised while the body is read)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            413, f"the request body is larger than {limit} bytes (ASSISTANT_MAX_BODY_BYTES)"
+        )
+
+
+class BodySizeLimit:
+    """ASGI middleware: answers 413 to request bodies larger than `max_bytes`.
+
+    A declared Content-Length over the limit is refused before the app runs; a chunked body
+    is counted as it is read and refused as soon as it passes the limit.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            error = RequestTooLargeError(self.max_bytes)
+            body = error_body(scope["path"], 413, str(error.detail))
+            response = JSONResponse(body, status_code=413, headers={"Connection": "close"})
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise RequestTooLargeError(self.max_bytes)
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+
+class StrictCORSMiddleware(CORSMiddleware):
+    """CORS for the configured origins only; a refused preflight gets JSON 400, no CORS headers."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        """Answers a preflight request, or refuses it with a JSON `detail`."""
+        response = super().preflight_response(request_headers)
+        if response.status_code == 200:
+            return response
+        reason = bytes(response.body).decode()
+        detail = (
+            f"CORS preflight refused ({reason}); ASSISTANT_CORS_ORIGINS lists the allowed origins"
+        )
+        return Response(
+            json.dumps({"detail": detail}),
+            status_code=400,
+            media_type="application/json",
+            headers={"Vary": "Origin"},
+        )
+
+
+def cors_options(settings: Settings) -> dict[str, object]:
+    """Returns the CORS middleware options for the configured origins (refusing a wildcard)."""
+    if any("*" in origin for origin in settings.cors_origins):
+        raise ConfigError(
+            "ASSISTANT_CORS_ORIGINS must list origins such as https://intranet.example.org; "
+            "a wildcard is not allowed"
+        )
+    return {
+        "allow_origins": list(settings.cors_origins),
+        "allow_methods": ["GET", "POST"],
+        "allow_headers": ["Authorization", "Content-Type"],
+        "allow_credentials": False,  # keys travel in the Authorization header, not in cookies
+        "max_age": 600,
+    }
