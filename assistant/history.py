@@ -191,6 +191,16 @@ def _turn_from_row(row: sqlite3.Row) -> StoredTurn:
     )
 
 
+_INSERT_CONVERSATION = (
+    "INSERT INTO conversations (id, key, created_at, updated_at) VALUES (?, ?, ?, ?)"
+)
+
+
+def _exists(db: sqlite3.Connection, conversation_id: str) -> bool:
+    found = db.execute("SELECT 1 FROM conversations WHERE id = ?", (conversation_id,))
+    return found.fetchone() is not None
+
+
 class ConversationStore:
     """Stores conversations, their turns and feedback in `data_dir/conversations.sqlite`."""
 
@@ -207,6 +217,9 @@ class ConversationStore:
         # A connection per operation: cheap next to answering, and safe in any thread.
         db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         db.row_factory = sqlite3.Row
+        # With WAL, NORMAL syncs at checkpoints instead of every commit: still crash-safe,
+        # and a power cut can lose only the last moments of chat history.
+        db.execute("PRAGMA synchronous=NORMAL")
         try:
             yield db
         finally:
@@ -233,7 +246,7 @@ class ConversationStore:
         now = _now()
         with self._write() as db:
             db.execute(
-                "INSERT INTO conversations (id, key, created_at, updated_at) VALUES (?, ?, ?, ?)",
+                _INSERT_CONVERSATION,
                 (conversation_id, key, now, now),
             )
         return conversation_id
@@ -247,7 +260,7 @@ class ConversationStore:
             conversation_id = uuid.uuid4().hex
             now = _now()
             db.execute(
-                "INSERT INTO conversations (id, key, created_at, updated_at) VALUES (?, ?, ?, ?)",
+                _INSERT_CONVERSATION,
                 (conversation_id, key, now, now),
             )
             return conversation_id
@@ -255,8 +268,7 @@ class ConversationStore:
     def exists(self, conversation_id: str) -> bool:
         """Tells whether a conversation with this id exists."""
         with self._connect() as db:
-            found = db.execute("SELECT 1 FROM conversations WHERE id = ?", (conversation_id,))
-            return found.fetchone() is not None
+            return _exists(db, conversation_id)
 
     def conversation(self, conversation_id: str) -> Conversation:
         """Returns a conversation with all its turns, or raises NotFoundError."""
@@ -285,17 +297,23 @@ class ConversationStore:
         """Returns a conversation's turns as `Assistant.ask` history, or raises NotFoundError."""
         return self.conversation(conversation_id).history()
 
-    def add_exchange(self, conversation_id: str, question: str, answer: Answer) -> SavedAnswer:
-        """Appends a question and its answer to a conversation; returns the answer's id."""
+    def add_exchange(
+        self, conversation_id: str | None, question: str, answer: Answer
+    ) -> SavedAnswer:
+        """Appends a question and its answer to a conversation (a new one for None).
+
+        Returns where the answer was stored, with the `answer_id` feedback refers to.
+        """
         answer_id = uuid.uuid4().hex
         now = _now()
         with self._write() as db:
-            if (
+            if conversation_id is None:
+                conversation_id = uuid.uuid4().hex
                 db.execute(
-                    "SELECT 1 FROM conversations WHERE id = ?", (conversation_id,)
-                ).fetchone()
-                is None
-            ):
+                    _INSERT_CONVERSATION,
+                    (conversation_id, None, now, now),
+                )
+            elif not _exists(db, conversation_id):
                 raise NotFoundError(f"no conversation {conversation_id!r}")
             (last,) = db.execute(
                 "SELECT MAX(n) FROM turns WHERE conversation_id = ?", (conversation_id,)

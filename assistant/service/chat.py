@@ -68,19 +68,18 @@ def chat_input(body: ChatRequest, context: Context) -> ChatInput:
 Input = Annotated[ChatInput, Depends(chat_input)]
 
 
-def _save(context: ServiceContext, chat: ChatInput, answer: Answer) -> SavedAnswer:
-    # A new conversation is created only once there is an answer to put in it.
-    conversation_id = chat.conversation_id or context.conversations.create()
-    return context.conversations.add_exchange(conversation_id, chat.question, answer)
+def _save(context: ServiceContext, asked: ChatInput, answer: Answer) -> SavedAnswer:
+    # A new conversation is created only now, once there is an answer to put in it.
+    return context.conversations.add_exchange(asked.conversation_id, asked.question, answer)
 
 
 @router.post("/chat", response_model=ChatResponse, response_model_exclude_none=True)
-def chat(chat: Input, context: Context) -> ChatResponse:
+def chat(asked: Input, context: Context) -> ChatResponse:
     """Answers a message, as a follow-up when a conversation id is given."""
     started = time.perf_counter()
-    answer = context.assistant.ask(chat.question, chat.history)
-    saved = _save(context, chat, answer)
-    log_answer("chat", chat.question, answer, started)
+    answer = context.assistant.ask(asked.question, asked.history)
+    saved = _save(context, asked, answer)
+    log_answer("chat", asked.question, answer, started)
     return ChatResponse(
         conversation_id=saved.conversation_id,
         answer_id=saved.answer_id,
@@ -106,22 +105,22 @@ STREAM_EVENTS = """Events, in this order (each `data` is JSON):
     response_class=EventSourceResponse,
     description="Answers like POST /api/chat, as Server-Sent Events.\n\n" + STREAM_EVENTS,
 )
-def chat_stream(chat: Input, context: Context) -> Iterator[ServerSentEvent]:
+def chat_stream(asked: Input, context: Context) -> Iterator[ServerSentEvent]:
     """Streams an answer as SSE events: `delta`*, `citations`, `done` (or `error`)."""
     started = time.perf_counter()
     answer: Answer | None = None
     try:
-        for piece in context.assistant.stream(chat.question, chat.history):
+        for piece in context.assistant.stream(asked.question, asked.history):
             if isinstance(piece, Answer):
                 answer = piece
             else:
                 yield ServerSentEvent(event="delta", data={"text": piece})
         answer = finished(answer)
-        saved = _save(context, chat, answer)
+        saved = _save(context, asked, answer)
     except AssistantError as exc:
         yield ServerSentEvent(event="error", data={"status": status_for(exc), "detail": str(exc)})
         return
-    log_answer("chat_stream", chat.question, answer, started)
+    log_answer("chat_stream", asked.question, answer, started)
     yield ServerSentEvent(
         event="citations", data={"citations": [c.to_dict() for c in answer.citations]}
     )

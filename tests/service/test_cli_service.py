@@ -1,0 +1,86 @@
+"""The CLI entry points that reach the service code: `assistant serve` and `feedback export`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from assistant.cli import app
+from assistant.history import ConversationStore
+from assistant.records import Answer
+from tests.conftest import CORPUS, ROOT
+
+
+def test_feedback_export_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = ConversationStore(tmp_path / "data")
+    saved = store.add_exchange(
+        store.create(),
+        "Who won?",
+        Answer(question="Who won?", text="Nobody.", citations=(), abstained=False),
+    )
+    store.add_feedback(saved.answer_id, "down", "wrong")
+    monkeypatch.setenv("ASSISTANT_DATA_DIR", str(tmp_path / "data"))
+    out = tmp_path / "candidates.jsonl"
+    result = CliRunner().invoke(app, ["feedback", "export", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "Wrote 1 candidate gold questions" in result.output
+    assert json.loads(out.read_text(encoding="utf-8"))["question"] == "Who won?"
+
+
+@pytest.mark.slow
+def test_serve_command_serves_the_index(built_index: Path, tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {
+        **os.environ,
+        "ASSISTANT_DATA_DIR": str(tmp_path / "data"),
+        "ASSISTANT_CORPUS_DIR": str(CORPUS),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "assistant.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--index",
+        str(built_index),
+    ]
+    log = tmp_path / "server.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert server.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert ready.status_code == 200
+        assert ready.json()["index"]["documents"] == 5
+        answer = httpx.post(
+            f"http://127.0.0.1:{port}/api/chat",
+            json={"message": "Which partners hold a Gold label?"},
+            timeout=60,
+        )
+        assert answer.status_code == 200 and "Plastipolis" in answer.json()["answer"]
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(60)
+    logged = log.read_text()
+    assert "answer route=chat question_chars=33" in logged
+    assert "Which partners" not in logged  # the question's text is never logged

@@ -1,0 +1,111 @@
+"""The OpenAI-compatible API, driven by the official openai SDK pointed at the live server."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+from openai import OpenAI
+
+from assistant.pipeline import Assistant
+from tests.service.conftest import API_KEY, LiveServer
+
+
+def _client(server: LiveServer, api_key: str = "unused") -> OpenAI:
+    return OpenAI(base_url=f"{server.url}/v1", api_key=api_key, max_retries=0, timeout=60)
+
+
+def test_sdk_gets_an_answer_with_citations(server: LiveServer, assistant: Assistant) -> None:
+    with _client(server) as client:
+        models = client.models.list()
+        assert [m.id for m in models.data] == ["assistant-extractive"]
+        completion = client.chat.completions.create(
+            model="assistant-extractive",
+            messages=[
+                {"role": "system", "content": "You are a helpful assistant."},
+                {"role": "user", "content": "Which partners hold a Gold label?"},
+            ],
+        )
+    message = completion.choices[0].message
+    assert completion.choices[0].finish_reason == "stop"
+    assert message.role == "assistant"
+    assert "Plastipolis" in message.content
+    answer, _, sources = message.content.partition("\n\nSources:\n")
+    assert "[1]" in answer and sources.startswith("[1] ")
+    citations = message.model_extra["citations"]
+    assert citations == completion.model_extra["citations"]
+    assert len(sources.splitlines()) == len(citations)
+    for citation in citations:
+        text = assistant.store.document(citation["doc"]).text
+        assert text[citation["start"] : citation["end"]] == citation["quote"]
+    assert completion.usage is not None and completion.usage.completion_tokens > 0
+
+
+def test_sdk_stream_ends_with_citations_and_done(server: LiveServer) -> None:
+    with _client(server) as client:
+        stream = client.chat.completions.create(
+            model="anything",
+            messages=[{"role": "user", "content": "Which partners hold a Gold label?"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        chunks = list(stream)  # the SDK stops at `data: [DONE]`
+    assert chunks[0].choices[0].delta.role == "assistant"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert "Plastipolis" in text and "\n\nSources:\n[1] " in text
+    final = [c for c in chunks if c.choices and c.choices[0].finish_reason == "stop"]
+    assert len(final) == 1
+    assert final[0].model_extra["citations"] and final[0].model_extra["abstained"] is False
+    assert chunks[-1].usage is not None and chunks[-1].choices == []
+
+
+def test_sdk_follow_up_takes_earlier_messages_as_history(server: LiveServer) -> None:
+    with _client(server) as client:
+        first = client.chat.completions.create(
+            model="assistant-extractive",
+            messages=[{"role": "user", "content": "Which partners hold a Gold label?"}],
+        )
+        follow = client.chat.completions.create(
+            model="assistant-extractive",
+            messages=[
+                {"role": "user", "content": "Which partners hold a Gold label?"},
+                {"role": "assistant", "content": first.choices[0].message.content},
+                {
+                    "role": "user",
+                    "content": [{"type": "text", "text": "and which one holds a Silver label?"}],
+                },
+            ],
+        )
+    assert "Cluj IT Cluster" in follow.choices[0].message.content
+
+
+def test_sdk_abstains_without_sources(server: LiveServer) -> None:
+    with _client(server) as client:
+        completion = client.chat.completions.create(
+            model="assistant-extractive",
+            messages=[{"role": "user", "content": "What is the capital of Peru?"}],
+        )
+    assert "Sources:" not in completion.choices[0].message.content
+    assert completion.model_extra["abstained"] is True
+
+
+def test_sdk_sees_errors_with_their_message(start_server) -> None:  # type: ignore[no-untyped-def]
+    with start_server(api_keys=[API_KEY]) as server:
+        with (
+            _client(server, api_key="wrong-key") as client,
+            pytest.raises(openai.AuthenticationError) as denied,
+        ):
+            client.models.list()
+        assert "invalid API key" in str(denied.value)
+        with _client(server, api_key=API_KEY) as client:
+            with pytest.raises(openai.UnprocessableEntityError) as empty:
+                client.chat.completions.create(
+                    model="m", messages=[{"role": "user", "content": " "}]
+                )
+            assert "empty" in empty.value.message
+            with pytest.raises(openai.UnprocessableEntityError):
+                client.chat.completions.create(
+                    model="m", messages=[{"role": "system", "content": "Hello"}]
+                )
+            with pytest.raises(openai.NotFoundError):
+                client.models.retrieve("gpt-4o")
+            assert client.models.retrieve("assistant-extractive").id == "assistant-extractive"
