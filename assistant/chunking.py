@@ -22,6 +22,9 @@ _ABBREVIATIONS = {
     "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec",
     "p.zza",
 }
+_MONTH = re.compile(
+    r"\s+(January|February|March|April|May|June|July|August|September|October|November|December)\b"
+)
 _END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s+[\"'“‘(\[]?[\w])")
 _LIST_MARKER = re.compile(r"^(?:[-*+•✓√○o·]|\(?\d{1,2}[.)]|[a-z][.)])\s+")
 
@@ -78,6 +81,8 @@ def _is_abbreviation(text: str, sentence_start: int, period: int) -> bool:
         return True
     if len(word) == 1 and word.isupper():  # an initial: "J. Smith"
         return True
+    if re.fullmatch(r"\d{1,2}(st|nd|rd|th)", word) and _MONTH.match(text, period + 1):
+        return True  # a date written "28th. February"
     # A heading or list number such as "3.3.1." at the start of a line.
     return bool(re.fullmatch(r"(?:[A-Z]\.)?[\d.]+", word)) and not text[
         sentence_start : period - len(word)
@@ -135,7 +140,7 @@ class Chunker:
             "target_tokens": self.target_tokens,
             "max_tokens": self.max_tokens,
             "tokenizer": "cl100k_base",
-            "version": 3,
+            "version": 4,
         }
 
     def chunk(self, document: Document) -> list[Chunk]:

@@ -1,60 +1,147 @@
 """Conversation history -> a standalone question, by rules (no model to download).
 
-"How many members does it have?" after a question about Clúster Digital de Catalunya becomes
-"How many members does Clúster Digital de Catalunya have?"; "and which one holds a Silver
-label?" after "Which partners hold a Gold label?" becomes "which partner holds a Silver
-label?"; "what about Lombardy?" repeats the previous question about Lombardy.
+The subject of a follow-up is what the conversation was last about:
+- the answer itself, when the previous question asked for one ("Which cluster represents
+  Lombardy?" -> "AFIL ..."; then "What does it do?" is about AFIL), or its items for "they";
+- otherwise the name the previous question was about ("What is Clúster Digital de
+  Catalunya?"; then "How many members does it have?" is about Clúster Digital de Catalunya),
+  or failing a name, its rarest word.
+Then "it"/"its"/"they"/"there" are replaced by that subject, "which one" takes the previous
+question's noun ("and which one holds a Silver label?" after "Which partners hold a Gold
+label?" -> "which partner holds a Silver label?"), and "what about Lombardy?" repeats the
+previous question with Lombardy in place of its last name.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+from assistant.keyword_index import STOPWORDS
+from assistant.question import profile, proper_names
 from assistant.records import Turn
 
-_QUESTION_WORDS = {
-    "which", "what", "who", "whom", "whose", "when", "where", "why", "how", "is", "are", "does",
-    "do", "did", "was", "were", "can", "could", "and", "tell", "list", "name", "give", "show",
-    "please", "in", "the", "a", "an", "of", "for", "about", "i", "and", "but", "so", "also",
-}
-_JOINERS = {"de", "del", "della", "di", "da", "do", "dos", "du", "des", "la", "le", "von", "van",
-            "der", "den", "of", "&", "and", "für", "y", "i", "e"}
-_PRONOUN = re.compile(r"\b(it|its|it's|they|them|their|theirs|this one|that one|these|those|there|he|she|his|her)\b", re.IGNORECASE)
-_ELLIPSIS = re.compile(r"^\s*(and|what about|how about|and what about|same for|and for)\s+(?P<rest>.+?)\s*\??\s*$", re.IGNORECASE)
+_PRONOUN = re.compile(
+    r"\b(it|its|it's|they|them|their|theirs|this one|that one|these|those|there|he|she|his|her)\b",
+    re.IGNORECASE,
+)
+_PLURAL_PRONOUNS = {"they", "them", "their", "theirs", "these", "those"}
+_ELLIPSIS = re.compile(
+    r"^\s*(and|what about|how about|and what about|same for|and for|what of)\s+(?P<rest>.+?)\s*\??\s*$",
+    re.IGNORECASE,
+)
 _WHICH_ONE = re.compile(r"\b(which|what)\s+(one|ones)\b", re.IGNORECASE)
-_WORD = re.compile(r"[^\W_][\w'’&.-]*[^\W_]|[^\W_]|&")
+_LEADING_AND = re.compile(r"^\s*(and|so|but)\s+", re.IGNORECASE)
+
+Rarity = Callable[[str], float]
 
 
-def names_in(text: str) -> list[str]:
-    """Returns the proper names in a text: runs of capitalised words ("Clúster Digital de Catalunya")."""
-    tokens = [(m.group(0), m.start()) for m in _WORD.finditer(text)]
-    names: list[str] = []
-    current: list[str] = []
-    for i, (token, _) in enumerate(tokens):
-        capital = token[:1].isupper() or _has_inner_capital_or_digit(token)
-        first_of_sentence = i == 0
-        if capital and not (first_of_sentence and token.lower() in _QUESTION_WORDS):
-            current.append(token)
-            continue
-        if current and token.lower() in _JOINERS and i + 1 < len(tokens) and tokens[i + 1][0][:1].isupper():
-            current.append(token)
-            continue
-        if current:
-            names.append(" ".join(current))
-            current = []
-    if current:
-        names.append(" ".join(current))
-    return [n for n in names if n.lower() not in _QUESTION_WORDS]
+def standalone_question(question: str, history: Sequence[Turn], rarity: Rarity | None = None) -> str:
+    """Rewrites a follow-up into a question that can be searched on its own.
+
+    `rarity` (a word's inverse document frequency) picks the subject of an earlier question
+    that names nothing ("When was bwcon founded?" -> "bwcon").
+    """
+    turns = [t for t in history if t.content.strip()]
+    if not any(t.role == "user" for t in turns):
+        return question
+    # Resolve earlier follow-ups first, so that a chain of them keeps its subject.
+    previous = ""
+    previous_answer = ""
+    for turn in turns:
+        if turn.role == "user":
+            previous = _resolve(turn.content, previous, previous_answer, rarity) if previous else turn.content
+            previous_answer = ""
+        else:
+            previous_answer = turn.content
+    return _resolve(question, previous, previous_answer, rarity)
 
 
-def _has_inner_capital_or_digit(token: str) -> bool:
-    return any(c.isupper() for c in token[1:]) or (any(c.isdigit() for c in token) and any(c.isalpha() for c in token))
+def _resolve(question: str, previous: str, previous_answer: str, rarity: Rarity | None) -> str:
+    ellipsis = _ELLIPSIS.match(question)
+    if ellipsis and not _WHICH_ONE.search(question) and len(ellipsis["rest"].split()) <= 6:
+        # "what about Lombardy?" -> the previous question, about Lombardy instead.
+        rest = ellipsis["rest"]
+        old, new = proper_names(previous), proper_names(rest, skip_first=False)
+        if old and new:
+            return _replace_last(previous, old[-1], new[0])
+        return f"{previous.rstrip(' ?')} {rest}?"
+    which_one = _WHICH_ONE.search(question)
+    if which_one:
+        category = _category(previous)
+        if category:
+            question = f"{question[: which_one.start()]}{which_one.group(1)} {category}{question[which_one.end() :]}"
+            return _LEADING_AND.sub("", question)
+    pronoun = _PRONOUN.search(question)
+    if not pronoun:
+        if proper_names(question) or len(question.split()) > 8:
+            return question
+        subject = _subject(previous, previous_answer, plural=False, rarity=rarity)
+        return f"{question.rstrip(' ?')} ({subject})?" if subject else question
+    word = pronoun.group(1).lower()
+    subject = _subject(previous, previous_answer, plural=word in _PLURAL_PRONOUNS, rarity=rarity)
+    if not subject:
+        return question
+    if word in {"its", "their", "his", "her", "theirs"}:
+        replacement = subject + "'s"
+    elif word == "there":
+        replacement = f"in {subject}"
+    else:
+        replacement = subject
+    rewritten = question[: pronoun.start()] + replacement + question[pronoun.end() :]
+    return _LEADING_AND.sub("", rewritten)
+
+
+def _subject(previous: str, previous_answer: str, *, plural: bool, rarity: Rarity | None) -> str:
+    asked = profile(previous)
+    # "Which cluster ...?" asked for a thing: "it" is the answer. After "Who ...?", "it" is
+    # still what the question was about (the answer is a person or an organiser).
+    asks_for_thing = asked.answer_type == "name" and re.match(r"^\s*(and\s+)?(which|what)\b", previous, re.I)
+    if previous_answer and asks_for_thing:
+        items = _list_items(previous_answer)
+        if plural and items:
+            return items
+        if not asked.wants_list:
+            answer_names = proper_names(previous_answer, skip_first=False)
+            if answer_names:
+                return answer_names[0]
+    names = proper_names(previous)
+    if names:
+        return _with_head_noun(previous, max(names, key=len))
+    if rarity is not None:
+        words = [w for w in re.findall(r"[^\W\d_][\w-]*", previous) if w.lower() not in STOPWORDS]
+        # Prefer words that are not verb forms ("bwcon" over "founded").
+        nouns = [w for w in words if not w.lower().endswith(("ed", "ing"))] or words
+        if nouns:
+            return max(nouns, key=lambda w: rarity(w.lower()))
+    return ""
+
+
+def _with_head_noun(question: str, name: str) -> str:
+    # "the Florence workshop on ..." -> "Florence workshop": a name and the noun it qualifies.
+    match = re.search(re.escape(name) + r"((?:\s+[a-z][\w-]*){0,2})", question)
+    if not match:
+        return name
+    tail = []
+    for word in match.group(1).split():
+        if word.lower() in STOPWORDS or word.lower() in {"does", "do", "did", "is", "are", "was", "were", "has", "have"}:
+            break
+        tail.append(word)
+    if tail and not tail[-1].endswith(("ed", "ing", "s")):
+        return " ".join([name, *tail])
+    return name
+
+
+def _replace_last(text: str, old: str, new: str) -> str:
+    index = text.rfind(old)
+    return text[:index] + new + text[index + len(old) :]
 
 
 def _category(question: str) -> str:
     # "Which partners hold ..." -> "partner"
-    match = re.match(r"^\s*(?:and\s+)?(?:which|what)\s+(?:of\s+the\s+)?(?:\w+\s+)??([a-z]{4,}s)\b", question, re.IGNORECASE)
+    match = re.match(
+        r"^\s*(?:and\s+)?(?:which|what)\s+(?:of\s+the\s+)?(?:\w+\s+)??([a-z]{4,}s)\b", question, re.IGNORECASE
+    )
     if not match:
         return ""
     plural = match.group(1)
@@ -64,61 +151,12 @@ def _category(question: str) -> str:
 
 
 def _list_items(answer: str) -> str:
-    # The lead line of a list answer names its items: "A [1], B [2] and C [3]."
+    # The lead line of an answer names its items: "A [1], B [2] and C [3]." or "A, B and C."
     lead = answer.strip().split("\n", 1)[0]
-    if "[" not in lead or "\n" not in answer.strip():
+    lead = re.sub(r"\s*\[\d+\]", "", lead)
+    lead = re.sub(r"\s*\([^)]*\)", "", lead).rstrip(". ")
+    names = proper_names(lead, skip_first=False)
+    # A list of names, not a sentence that happens to contain two.
+    if len(names) < 2 or sum(len(n) for n in names) < 0.6 * len(lead.replace(",", "").replace(" and ", " ")):
         return ""
-    return re.sub(r"\s*\[\d+\]", "", lead).rstrip(". ")
-
-
-def standalone_question(question: str, history: Sequence[Turn]) -> str:
-    """Rewrites a follow-up into a question that can be searched on its own."""
-    users = [t.content for t in history if t.role == "user" and t.content.strip()]
-    if not users:
-        return question
-    # Resolve the previous questions first: a chain of follow-ups keeps its subject.
-    previous = users[0]
-    for later in users[1:]:
-        previous = _resolve(later, previous, "")
-    last_answer = next((t.content for t in reversed(history) if t.role == "assistant"), "")
-    return _resolve(question, previous, last_answer)
-
-
-def _resolve(question: str, previous: str, previous_answer: str) -> str:
-    own_names = names_in(question)
-    ellipsis = _ELLIPSIS.match(question)
-    if ellipsis and not _WHICH_ONE.search(question) and len(ellipsis["rest"].split()) <= 6:
-        # "what about Lombardy?" -> the previous question, about Lombardy instead.
-        rest = ellipsis["rest"]
-        old = names_in(previous)
-        if old and names_in(rest):
-            return previous.replace(old[0], names_in(rest)[0], 1)
-        return f"{previous.rstrip(' ?')} {rest}?"
-    which_one = _WHICH_ONE.search(question)
-    if which_one:
-        category = _category(previous)
-        if category:
-            question = question[: which_one.start()] + f"{which_one.group(1)} {category}" + question[which_one.end() :]
-            return re.sub(r"^\s*and\s+", "", question, flags=re.IGNORECASE)
-    if own_names and not _PRONOUN.search(question):
-        return question
-    subject = _subject(previous, previous_answer)
-    if not subject:
-        return question
-    pronoun = _PRONOUN.search(question)
-    if pronoun:
-        word = pronoun.group(1).lower()
-        replacement = subject + "'s" if word in {"its", "their", "his", "her"} else subject
-        if word == "there":
-            replacement = f"in {subject}"
-        return question[: pronoun.start()] + replacement + question[pronoun.end() :]
-    if len(question.split()) <= 8:
-        return f"{question.rstrip(' ?')} ({subject})?"
-    return question
-
-
-def _subject(previous: str, previous_answer: str) -> str:
-    names = names_in(previous)
-    if names:
-        return max(names, key=len)
-    return _list_items(previous_answer)
+    return lead

@@ -17,7 +17,7 @@ import sys
 import unicodedata
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from assistant.errors import CorpusError
@@ -335,7 +335,30 @@ def find_sections(text: str, *, markdown: bool = False, title: str = "") -> tupl
             and _is_plain_heading(lines, i)
         ):
             headings.append(_Heading(offset, numbered_level + 1, _clean_markup(stripped), ""))
-    return _nest(headings, len(text))
+    sections = _nest(headings, len(text))
+    return tuple(
+        replace(s, subject=s.subject if names_something(s.subject, text) else "") for s in sections
+    )
+
+
+def names_something(name: str, text: str) -> bool:
+    """Tells whether a heading names something: the text uses it as a name, mid-sentence.
+
+    "Plastipolis" and "Catalonia" are written inside sentences ("... cluster Plastipolis has");
+    "Summary" or "Cross-sectoral approach" only ever stand as headings.
+    """
+    letters = [c for c in _fold(name.lower()) if c.isalnum()]
+    if not letters or len(name.split()) > 6:
+        return False
+    folded = "".join((_fold(c.lower()) or " ")[0] for c in text)  # same length as text
+    pattern = r"[\W_]*".join(re.escape(c) for c in letters)
+    for match in re.finditer(rf"(?<![^\W_]){pattern}(?![^\W_])", folded):
+        if text[match.start()] != name.lstrip()[0]:  # "Ambition" is no name when written "ambition"
+            continue
+        before = text[max(0, match.start() - 2) : match.start()]
+        if re.fullmatch(r"[a-zà-ÿ,;] |.?[(\"“'‘«]", before):
+            return True
+    return False
 
 
 def _lines_with_offsets(text: str) -> list[tuple[int, str]]:

@@ -23,6 +23,7 @@ from assistant.config import Settings
 from assistant.conversation import standalone_question
 from assistant.embedding import CachedEmbedder, EmbeddingCache, Embedder, SentenceTransformerEmbedder
 from assistant.errors import QuestionError
+from assistant.keyword_index import analyze
 from assistant.indexer import IndexLimits, Indexer, IndexReport, Progress
 from assistant.records import Answer, Turn
 from assistant.retrieval import FusionWeights, Retriever
@@ -38,6 +39,10 @@ class Engine:
     store: IndexStore
     retriever: Retriever
     answerer: Answerer
+
+    def rarity(self, word: str) -> float:
+        """Returns how rare a word is in the index (its rarest term's idf)."""
+        return max((self.store.keyword.idf(t) for t in analyze(word)), default=0.0)
 
 
 class Assistant:
@@ -113,7 +118,8 @@ class Assistant:
         store = IndexStore.load(s.index_dir, model=self.embedder.model_id)
         weights = FusionWeights(s.keyword_weight, s.vector_weight, s.sentence_weight)
         retriever = Retriever(store, self.embedder, weights=weights)
-        return Engine(store, retriever, ExtractiveAnswerer(idf=store.keyword.idf))
+        answerer = ExtractiveAnswerer(idf=store.keyword.idf, similar=store.keyword.similar_terms)
+        return Engine(store, retriever, answerer)
 
     def reload(self) -> None:
         """Switches to the index version on disk; requests in flight finish on the old one."""
@@ -140,7 +146,7 @@ class Assistant:
         depth = k or self.settings.k
         # One consistent view: a reload during this call must not mix two indexes.
         engine = self.engine
-        standalone = standalone_question(text, history)
+        standalone = standalone_question(text, history, rarity=engine.rarity)
         hits = engine.retriever.search(standalone, depth)
         retrieved = time.perf_counter()
         answer = engine.answerer.answer(standalone, hits, history)

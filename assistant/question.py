@@ -1,50 +1,83 @@
-"""Question -> QuestionProfile: its search terms and the kind of answer it asks for.
+"""Question -> QuestionProfile: its terms, the names it mentions, the kind of answer it expects.
 
-Shared by retrieval (which terms matter) and answering (what shape of answer fits)."""
+Shared by retrieval (which terms matter) and answering (what a fitting answer looks like):
+"How many ..." wants a number, "When ..." a date, "Who ..." or "In which town ..." a name
+that the question itself does not already contain.
+"""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal
 
-from assistant.keyword_index import analyze
+from assistant.keyword_index import STOPWORDS, analyze
+
+AnswerType = Literal["number", "date", "name", "reason"]
 
 # Words that shape a question but say nothing about its subject.
 _QUESTION_WORDS = frozenset(
     """which what who whom whose when where why how many much name list tell give show me
     please kind type sort does do did is are was were can could would kinds types one ones
-    anything something""".split()
+    anything something roughly approximately exactly""".split()
 )
 _NUMBER_CUES = re.compile(
-    r"\b(how (many|much|large|big|long|old)|percentage|per ?cent|share of|number of|"
-    r"what (is|was) the (population|gdp|size|budget|turnover|revenue|area|total)|"
-    r"how many|amount)\b",
+    r"\b(how (many|much|large|big|long|old)|what (percentage|percent|proportion|share|number|"
+    r"amount|size|population|gdp|budget|turnover|revenue|area|total)|percentage of|"
+    r"number of|share of)\b",
     re.IGNORECASE,
 )
 _DATE_CUES = re.compile(
-    r"\b(when|what (year|date|month)|which (year|date|month)|since when|in what year)\b",
+    r"^\s*(and\s+)?when\b|\b(what (year|date|month|day)|which (year|date|month|day)|since when|"
+    r"in what year|how long ago)\b",
     re.IGNORECASE,
 )
+_NAME_NOUNS = (
+    r"organi[sz]ations?|compan(y|ies)|clusters?|partners?|institutions?|universit(y|ies)|"
+    r"associations?|projects?|programmes?|programs?|initiatives?|events?|regions?|countr(y|ies)|"
+    r"cit(y|ies)|towns?|places?|cent(re|er)s?|agenc(y|ies)|bod(y|ies)|networks?|persons?|people|"
+    r"firms?|ministr(y|ies)|governments?|groups?|platforms?|hubs?|funds?|label"
+)
+_NAME_CUES = re.compile(
+    rf"^\s*(and\s+)?(who|whom|whose|where)\b|\b(which|what)\s+(\w+\s+)?({_NAME_NOUNS})\b|"
+    rf"\bin which\b|\bfrom which\b|\bby whom\b|\bnamed?\b|\bcalled\b",
+    re.IGNORECASE,
+)
+_REASON_CUES = re.compile(r"^\s*(and\s+)?why\b|\bfor what reason\b|\bhow come\b", re.IGNORECASE)
 _LIST_OPENERS = re.compile(
     r"^\s*(and\s+|so\s+|also\s+)?(list|name (all|the)|enumerate|what are the|which are the|"
     r"who are the|what were the|which were the)\b",
     re.IGNORECASE,
 )
-_WH = {"which", "what", "who"}
 _NOT_PLURAL = {"is", "was", "has", "does", "this", "its", "us", "plus", "status", "process",
                "business", "address", "access", "success", "campus", "focus", "class", "less",
                "analysis", "basis", "thesis", "news", "series", "species", "gas", "bus"}
+_AUXILIARIES = {"does", "do", "did", "is", "are", "was", "were", "has", "have", "had", "can",
+                "could", "will", "would", "should", "may", "might"}
+_NAME_TOKEN = re.compile(r"[^\W_][\w'’&.+-]*[^\W_]|[^\W_]")
 
 
 @dataclass(frozen=True)
 class QuestionProfile:
-    """What a question asks: its content terms and the shape of a good answer."""
+    """What a question asks: its content terms, its names and the shape of a good answer."""
 
     text: str
     terms: tuple[str, ...]  # stemmed content terms, in question order, without repeats
+    names: tuple[str, ...]  # proper names the question mentions ("Minalogic", "Smart Industri")
+    frame: tuple[str, ...]  # terms naming the kind of answer ("town" in "In which town ..."),
+    # which the answering sentence shows by example, not by word
     wants_list: bool
-    wants_number: bool
-    wants_date: bool
+    answer_type: AnswerType | None
+
+    @property
+    def wants_number(self) -> bool:
+        """True for "how many", "what percentage" and the like."""
+        return self.answer_type == "number"
+
+    @property
+    def wants_date(self) -> bool:
+        """True for "when", "what year" and the like."""
+        return self.answer_type == "date"
 
 
 def profile(question: str) -> QuestionProfile:
@@ -53,16 +86,96 @@ def profile(question: str) -> QuestionProfile:
     for term in analyze(question):
         if term not in _QUESTION_STEMS and term not in seen:
             seen[term] = None
+    # "In which town ...", "What year ...": the noun names the kind of answer. ("How many
+    # partners ..." is different: the partners must be in the answer.)
+    kind = _FRAME.search(question)
+    frame = tuple(t for t in analyze(kind.group(2)) if t in seen) if kind else ()
     return QuestionProfile(
         text=question,
         terms=tuple(seen),
+        names=tuple(proper_names(question)),
+        frame=frame,
         wants_list=_wants_list(question),
-        wants_number=bool(_NUMBER_CUES.search(question)),
-        wants_date=bool(_DATE_CUES.search(question)),
+        answer_type=_answer_type(question),
     )
 
 
 _QUESTION_STEMS = frozenset(analyze(" ".join(_QUESTION_WORDS)))
+_FRAME = re.compile(
+    rf"\b(which|what)\s+(?:\w+\s+)?({_NAME_NOUNS}|years?|dates?|months?|days?)\b", re.IGNORECASE
+)
+
+
+def _answer_type(question: str) -> AnswerType | None:
+    if _NUMBER_CUES.search(question):
+        return "number"
+    if _DATE_CUES.search(question):
+        return "date"
+    if _REASON_CUES.search(question):
+        return "reason"
+    if _NAME_CUES.search(question):
+        return "name"
+    return None
+
+
+def proper_names(text: str, *, skip_first: bool = True) -> list[str]:
+    """Returns the names in a text: capitalised words (not opening a sentence), acronyms,
+    words with inner capitals or digits ("microTEC", "MetaIndustry4"), joined into runs."""
+    names: list[str] = []
+    run: list[str] = []
+    sentence_start = True
+    for match in _NAME_TOKEN.finditer(text):
+        token = match.group(0)
+        before = text[max(0, match.start() - 2) : match.start()]
+        if re.search(r"[.!?:]\s*$|^\s*$", before) and match.start() > 0:
+            sentence_start = True
+        if is_name_token(token, sentence_start and skip_first):
+            run.append(token)
+        elif run and (
+            token.lower() in _JOINERS or (token.lower() == "the" and run[-1].lower() in _JOINERS)
+        ):
+            run.append(token)
+            sentence_start = False
+            continue
+        elif run:
+            names.append(_trim_run(run))
+            run = []
+        sentence_start = False
+    if run:
+        names.append(_trim_run(run))
+    return [n for n in names if n]
+
+
+_JOINERS = {"de", "of", "di", "du", "von", "van", "der", "&", "y", "i"}
+# Words English capitalises that name no organisation, place or person.
+_CAPITALISED_WORDS = {
+    "january", "february", "march", "april", "may", "june", "july", "august", "september",
+    "october", "november", "december", "monday", "tuesday", "wednesday", "thursday", "friday",
+    "saturday", "sunday",
+}
+
+
+def _trim_run(run: list[str]) -> str:
+    while run and (run[-1].lower() in _JOINERS or run[-1].lower() == "the"):
+        run = run[:-1]
+    return " ".join(run)
+
+
+def is_name_token(token: str, at_sentence_start: bool = False) -> bool:
+    """Tells whether a word looks like (part of) a name."""
+    lower = token.lower()
+    if len(token) >= 2 and token.isupper() and any(c.isalpha() for c in token):
+        return True  # an acronym, even one that spells a common word: "IT", "CEP"
+    if lower in STOPWORDS or lower in _QUESTION_WORDS or lower in _CAPITALISED_WORDS:
+        return False
+    inner = any(c.isupper() for c in token[1:]) or (
+        any(c.isdigit() for c in token) and any(c.isalpha() for c in token)
+    )
+    if inner:
+        return True
+    if not token[:1].isupper():
+        return False
+    return not at_sentence_start
 
 
 def _wants_list(question: str) -> bool:
@@ -71,20 +184,19 @@ def _wants_list(question: str) -> bool:
     tokens = re.findall(r"[^\W_]+", question)
     while tokens and tokens[0].lower() in {"and", "so", "also", "then", "but"}:
         tokens = tokens[1:]
-    if not tokens or tokens[0].lower() not in _WH:
-        return False
+    if not tokens or tokens[0].lower() not in {"which", "what"}:
+        return False  # "Who finances ..." has a verb after the question word, not a noun
     # "Which partners hold ...", "What other regions are ...", "Which of the clusters ...":
-    # a plural common noun before the verb.
-    for token in tokens[1:5]:
+    # the noun after the question word is plural ("Which cluster represents ..." is not).
+    for token in tokens[1:6]:
         lower = token.lower()
         if lower in _AUXILIARIES or lower in {"one", "single"}:
             return False
-        if token[:1].isupper():  # a name: "What Plastipolis ..."
+        if token[:1].isupper() or lower in _NOUN_MODIFIERS:
             continue
-        if len(lower) > 3 and lower.endswith("s") and not lower.endswith("ss") and lower not in _NOT_PLURAL:
-            return True
+        return len(lower) > 3 and lower.endswith("s") and not lower.endswith("ss") and lower not in _NOT_PLURAL
     return False
 
 
-_AUXILIARIES = {"does", "do", "did", "is", "are", "was", "were", "has", "have", "had", "can",
-                "could", "will", "would", "should", "may", "might"}
+_NOUN_MODIFIERS = {"of", "the", "other", "main", "different", "key", "major", "additional", "two",
+                   "three", "four", "five", "several", "many", "all", "partner", "member"}

@@ -1,22 +1,26 @@
 """Question + Hits -> Answer built from the documents' own sentences, with citations.
 
-No model writes anything: the answer is the sentence that states the fact, or for a list
-question a lead line naming every item followed by the sentence behind each. A sentence that
-only says "this cluster" is attributed to the subject of its section. When no sentence covers
-the question well enough, the answer says so instead of guessing.
+No model writes anything. Every sentence of the retrieved passages is scored on evidence that
+it answers the question (see `Evidence`); the best one is the answer, with the sentence before
+it when it only makes sense with it ("At this occasion ..."), or the list it introduces. For a
+list question, a lead line names every item, each with its citation, then the sentence behind
+each. A sentence that only says "this cluster" is attributed to the subject of its section.
+When the evidence is too weak, the answer says the documents do not hold it instead of
+guessing; the weights of that decision were fitted on the gold sets (eval/calibrate.py).
 """
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from assistant.answering.citations import cite
-from assistant.question import QuestionProfile, profile
 from assistant.documents import BOILERPLATE
-from assistant.keyword_index import analyze
+from assistant.keyword_index import analyze, fold
+from assistant.question import QuestionProfile, is_name_token, profile
 from assistant.records import NOT_FOUND, Answer, Chunk, Citation, Hit, Sentence, Turn
 
 # A sentence that refers to its subject without naming it: "This cluster ...", "It owns ...".
@@ -26,39 +30,89 @@ _ANAPHOR = re.compile(
     r"project|initiative|group|partner|platform|programme|program|consortium|institute)\b",
     re.IGNORECASE,
 )
-_NUMBER = re.compile(
-    r"(?<![^\W\d_])\d+(?:[.,]\d+)*(?![^\W\d_])|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|"
-    r"thirty|forty|fifty|hundred|thousand|million|billion|dozen)\b",
+# A sentence that leans on the event or fact before it: "At this occasion ...", "Thus ...".
+_CONTINUATION = re.compile(
+    r"^(at this|on this|in this|for this|this|these|those|that|thus|therefore|hence|there|"
+    r"such|then|afterwards|moreover|furthermore|in addition|also)\b",
     re.IGNORECASE,
 )
-_YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b|\b(january|february|march|april|may|june|july|"
-                   r"august|september|october|november|december)\b", re.IGNORECASE)
+_NUMBER = re.compile(
+    r"(?<![^\W\d_])\d+(?:[.,]\d+)*(?![^\W\d_])|\b(one|two|three|four|five|six|seven|eight|nine|"
+    r"ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|hundred|thousand|million|billion|"
+    r"dozen|half)\b",
+    re.IGNORECASE,
+)
+_DATE = re.compile(
+    r"\b(1[5-9]\d\d|20\d\d)s?\b|\b(january|february|march|april|may|june|july|august|"
+    r"september|october|november|december|spring|summer|autumn|winter|century)\b",
+    re.IGNORECASE,
+)
+_REASON = re.compile(r"\b(because|since|as a result|due to|in order to|so that|thanks to|reason|"
+                     r"aim|objective|purpose|goal|interest)\b", re.IGNORECASE)
 _URL = re.compile(r"https?://\S+|www\.\S+")
 _WEB_CUES = re.compile(r"\b(website|web site|url|link|profile|homepage|site)\b", re.IGNORECASE)
+_LIST_PREFIX = re.compile(r"^\s*(?:[-*+•✓√○o·]|\(?\d{1,2}[.)]|[a-z][.)])\s*$")
+_WORD = re.compile(r"[^\W_][\w'’&.+-]*[^\W_]|[^\W_]")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """How strongly one sentence answers the question, signal by signal (each about 0..1)."""
+
+    lexical: float  # weighted share of the question's terms the sentence states
+    attribute: float  # the same, for the terms outside the question's names ("founded")
+    unmatched: float  # rarity of the rarest question term found nowhere (0: none missing)
+    context: float  # weighted share found only in its heading, title or subject
+    order: float  # 1 when the shared terms come in the question's order, -1 when reversed
+    negation: float  # 1 when one of question and sentence is negated and the other not
+    phrases: float  # share of the question's adjacent word pairs the sentence repeats
+    similarity: float  # cosine similarity of the sentence to the question
+    passage: float  # cosine similarity of the sentence's chunk to the question
+    answer_type: float  # +1 it holds the kind of answer asked for, -1 it lacks it, 0 no kind
+    missing_name: float  # 1 when a name in the question appears nowhere in the passage
+    rank: float  # 1 / rank of the chunk in the retrieval
 
 
 @dataclass(frozen=True)
 class Scored:
-    """A candidate sentence with the evidence that it answers the question."""
+    """A candidate sentence with its evidence and score."""
 
     hit: Hit
+    index: int  # position of the sentence in its chunk
     sentence: Sentence
     text: str
+    evidence: Evidence
     score: float
-    coverage: float  # weighted share of the question's terms found in or around the sentence
+    content: float  # the score without the retrieval rank: how well the sentence itself answers
     matched: frozenset[str]  # question terms found in the sentence itself
 
 
 @dataclass
 class ExtractiveSettings:
-    """The knobs of the extractive answerer, calibrated on the gold set."""
+    """The weights of the extractive answerer (fitted by eval/calibrate.py)."""
 
-    min_coverage: float = 0.5  # below this share of the question's terms: not found
-    min_similarity: float = 0.2  # below this question-passage cosine: off-topic
+    # Sentence selection: score = sum of weight * signal.
+    select: dict[str, float] = field(
+        default_factory=lambda: {
+            "lexical": 1.000, "attribute": 0.868, "unmatched": -0.439, "context": 0.018,
+            "order": 0.054, "negation": -0.136, "phrases": 0.385, "similarity": 0.415,
+            "passage": 0.175, "answer_type": 0.588, "missing_name": -0.666, "rank": 0.784,
+        }
+    )
+    # Answerability: logistic regression over the best sentence's signals.
+    answer: dict[str, float] = field(
+        default_factory=lambda: {
+            "bias": -0.597, "lexical": 0.621, "attribute": 0.559, "unmatched": -0.151,
+            "context": 0.241, "order": -0.565, "negation": -0.348, "phrases": 0.276,
+            "similarity": 0.444, "passage": -0.159, "answer_type": 0.527, "missing_name": -1.227,
+            "rank": -0.134,
+        }
+    )
+    threshold: float = 0.33  # answer when the answerability probability reaches this
     list_ratio: float = 0.75  # list items must score this share of the best sentence
+    pair_ratio: float = 0.8  # a neighbouring sentence this close to the best joins it
     max_items: int = 10
-    context_weight: float = 0.6  # a term in the heading or title counts this much
-    similarity_weight: float = 0.3
+    widened_weight: float = 0.5  # a term met only through a similar word counts this much
 
 
 class ExtractiveAnswerer:
@@ -66,114 +120,148 @@ class ExtractiveAnswerer:
 
     name = "extractive"
 
-    def __init__(self, settings: ExtractiveSettings | None = None, idf: object | None = None) -> None:
+    def __init__(self, settings: ExtractiveSettings | None = None, idf: object | None = None, similar: object | None = None) -> None:
         self.settings = settings or ExtractiveSettings()
-        # A callable term -> inverse document frequency (the keyword index's), if available.
+        # term -> inverse document frequency, and term -> similar indexed words (the keyword
+        # index's), when an index is attached.
         self._idf = idf
+        self._similar = similar
 
     def answer(self, question: str, hits: Sequence[Hit], history: Sequence[Turn] = ()) -> Answer:
         """Returns a grounded answer, or an abstention when the hits do not answer it."""
         q = profile(question)
-        candidates = self._candidates(q, hits)
-        if not candidates or not self._answerable(q, candidates, hits):
+        candidates = self.candidates(q, hits)
+        if not candidates or self.answerability(candidates[0]) < self.settings.threshold:
             return Answer(question=question, text=NOT_FOUND, citations=(), abstained=True, hits=tuple(hits))
         best = candidates[0]
-        if q.wants_list:
-            items = self._list_items(q, candidates)
+        if q.wants_list and not _enumerates(best.text):
+            items = self._list_items(candidates)
             if len(items) > 1:
                 return self._list_answer(question, items, hits)
-        return self._fact_answer(question, best, hits)
+        return self._fact_answer(question, best, candidates, hits)
 
-    # -- scoring ----------------------------------------------------------------------
+    # -- evidence ---------------------------------------------------------------------
 
     def idf(self, term: str) -> float:
         """Returns a term's rarity; flat when no keyword index is attached."""
-        if callable(self._idf):
-            return float(self._idf(term))
-        return 1.0
+        return float(self._idf(term)) if callable(self._idf) else 1.0
 
-    def _candidates(self, q: QuestionProfile, hits: Sequence[Hit]) -> list[Scored]:
+    def candidates(self, q: QuestionProfile, hits: Sequence[Hit]) -> list[Scored]:
+        """Scores every usable sentence of the hits, best first."""
         weights = {t: self.idf(t) for t in q.terms}
         total = sum(weights.values())
-        if total <= 0:
-            return []
+        rarest = max(weights.values(), default=1.0) or 1.0
+        name_terms = set(analyze(" ".join(q.names)))
+        attributes = [t for t in q.terms if t not in name_terms and t not in q.frame]
+        attribute_total = sum(weights[t] for t in attributes)
+        widened = self._widened(q.terms)
+        pairs = list(zip(q.terms, q.terms[1:], strict=False))
         seen: set[tuple[str, int, int]] = set()
         scored: list[Scored] = []
         for hit in hits:
             chunk = hit.chunk
             context = set(analyze(" ".join([chunk.title, chunk.subject, *chunk.section_path])))
-            for sentence in chunk.sentences:
+            passage = fold(f"{chunk.header} {chunk.text}")
+            mentioned = [name for name in q.names if _mentions(passage, name)]
+            missing = len(mentioned) < len(q.names)
+            # A name the passage mentions (in its heading, title or text) is what all its
+            # sentences are about: "Now ... MetaIndustry4 has 61 partners" answers a question
+            # about "the Advanced Manufacturing Cluster ... of Asturias" when the passage names it.
+            context |= set(analyze(" ".join(mentioned)))
+            for index, sentence in enumerate(chunk.sentences):
                 key = (chunk.doc_id, sentence.start, sentence.end)
-                if key in seen:
+                text = chunk.sentence_text(sentence)
+                if key in seen or not self._usable(text, chunk, q):
                     continue
                 seen.add(key)
-                text = chunk.sentence_text(sentence)
-                if not self._usable(text, chunk, q):
-                    continue
                 terms = analyze(text)
-                term_set = set(terms)
-                direct = frozenset(t for t in q.terms if t in term_set)
-                around = [t for t in q.terms if t not in term_set and t in context]
-                coverage = (
-                    sum(weights[t] for t in direct)
-                    + self.settings.context_weight * sum(weights[t] for t in around)
-                ) / total
-                score = coverage + self._shape_bonus(q, text, terms)
-                score += self.settings.similarity_weight * max(hit.vector_score, 0.0)
-                score += 0.05 / hit.rank
+                present = set(terms)
+                direct = frozenset(t for t in q.terms if t in present)
+                near = {t for t in q.terms if t not in direct and widened.get(t, set()) & present}
+                credit = {t: 1.0 if t in direct else self.settings.widened_weight for t in direct | near}
+                # A name the heading or title gives is as good as the sentence saying it: under
+                # "Flanders Make", "We have establishments in Lommel" is about Flanders Make.
+                credit.update({t: 1.0 for t in name_terms & context if t in weights and t not in direct})
+                lexical = sum(weights[t] * c for t, c in credit.items())
+                attribute = sum(weights[t] * credit.get(t, 0.0) for t in attributes)
+                around = sum(weights[t] for t in q.terms if t not in credit and t in context)
+                unmatched = max(
+                    (weights[t] for t in attributes if t not in credit and t not in context), default=0.0
+                )
+                adjacent = set(zip(terms, terms[1:], strict=False))
+                order = _concordance([t for t in q.terms if t in direct], terms)
+                similarity = hit.sentence_similarity[index] if index < len(hit.sentence_similarity) else hit.vector_score
+                evidence = Evidence(
+                    lexical=lexical / total if total else 0.0,
+                    attribute=attribute / attribute_total if attribute_total else 1.0,
+                    unmatched=unmatched / rarest,
+                    context=around / total if total else 0.0,
+                    order=order,
+                    negation=1.0 if _negated(q.text) != _negated(text) else 0.0,
+                    phrases=sum(1 for p in pairs if p in adjacent) / len(pairs) if pairs else 0.0,
+                    similarity=similarity,
+                    passage=hit.vector_score,
+                    answer_type=_type_signal(q, text),
+                    missing_name=1.0 if missing else 0.0,
+                    rank=1.0 / hit.rank,
+                )
+                content = sum(
+                    w * getattr(evidence, name) for name, w in self.settings.select.items() if name != "rank"
+                )
                 if len(text.split()) > 60:
-                    score -= 0.05
-                scored.append(Scored(hit, sentence, text, score, coverage, direct))
+                    content -= 0.1  # a run-on table row or list is rarely the answer
+                score = content + self.settings.select.get("rank", 0.0) * evidence.rank
+                scored.append(Scored(hit, index, sentence, text, evidence, score, content, direct))
         scored.sort(key=lambda s: (-s.score, s.hit.rank, s.sentence.start))
         return scored
 
+    def answerability(self, best: Scored) -> float:
+        """Returns the probability that the best sentence really answers the question."""
+        w = self.settings.answer
+        z = w.get("bias", 0.0) + sum(
+            weight * getattr(best.evidence, name) for name, weight in w.items() if name != "bias"
+        )
+        return 1.0 / (1.0 + math.exp(-z))
+
+    def _widened(self, terms: Sequence[str]) -> dict[str, set[str]]:
+        if not callable(self._similar):
+            return {}
+        return {t: set(self._similar(t)) for t in terms}
+
     def _usable(self, text: str, chunk: Chunk, q: QuestionProfile) -> bool:
         stripped = text.strip()
-        if len(stripped.split()) < 4 or BOILERPLATE.match(stripped):
+        if len(stripped.split()) < 3 or BOILERPLATE.match(stripped):
             return False
-        if stripped in chunk.section_path or stripped == chunk.title:
+        if len(stripped.split()) <= 5 and not stripped.endswith((".", "!", "?", ":", ")")):
+            return False  # a label or caption ("Session 3: Thematic Workshops"), not a statement
+        plain = re.sub(r"^[#*\s]+|[*\s]+$", "", stripped)  # a Markdown heading line
+        if plain in chunk.section_path or plain == chunk.title:
             return False
         if _URL.search(stripped) and not _WEB_CUES.search(q.text):
             return len(_URL.sub("", stripped).split()) >= 8
         return True
 
-    def _shape_bonus(self, q: QuestionProfile, text: str, terms: list[str]) -> float:
-        bonus = 0.0
-        # Question words that stand next to each other in the sentence too ("gold label").
-        pairs = set(zip(terms, terms[1:], strict=False))
-        bonus += 0.1 * min(2, sum(1 for pair in zip(q.terms, q.terms[1:], strict=False) if pair in pairs))
-        if q.wants_number:
-            bonus += 0.15 if _NUMBER.search(text) else -0.25
-        if q.wants_date:
-            bonus += 0.15 if _YEAR.search(text) else -0.1
-        return bonus
-
-    def _answerable(self, q: QuestionProfile, candidates: list[Scored], hits: Sequence[Hit]) -> bool:
-        best = candidates[0]
-        similarity = max((h.vector_score for h in hits), default=0.0)
-        if similarity < self.settings.min_similarity:
-            return False
-        return best.coverage >= self.settings.min_coverage
-
     # -- composing --------------------------------------------------------------------
 
-    def _list_items(self, q: QuestionProfile, candidates: list[Scored]) -> list[Scored]:
+    def _list_items(self, candidates: list[Scored]) -> list[Scored]:
         best = candidates[0]
         if not best.matched:
             return [best]
         # The rarest question term the best sentence states is what every item must state too:
         # "gold" in "which partners hold a Gold label?".
         anchor = max(best.matched, key=self.idf)
-        threshold = max(self.settings.min_coverage, best.score * self.settings.list_ratio)
+        threshold = best.content * self.settings.list_ratio
         items: list[Scored] = []
         names: set[str] = set()
         for candidate in candidates:
-            if candidate.score < threshold or anchor not in candidate.matched:
+            if candidate.content < threshold or anchor not in candidate.matched:
                 continue
-            name = _key(item_name(candidate.text, candidate.hit.chunk))
-            if name in names:
+            if self.answerability(candidate) < self.settings.threshold:
                 continue
-            names.add(name)
+            name = item_name(candidate.text, candidate.hit.chunk)
+            if not name or _key(name) in names:
+                continue
+            names.add(_key(name))
             items.append(candidate)
             if len(items) == self.settings.max_items:
                 break
@@ -188,33 +276,122 @@ class ExtractiveAnswerer:
         for n, item in enumerate(items, start=1):
             chunk = item.hit.chunk
             citations.append(cite(n, chunk, item.sentence))
-            name = item_name(item.text, chunk)
-            names.append(f"{name} [{n}]")
+            names.append(f"{item_name(item.text, chunk)} [{n}]")
             lines.append(f"- {attributed(item.text, chunk)} [{n}]")
-        lead = _join_names(names) + "."
-        text = lead + "\n\n" + "\n".join(lines)
+        text = _join_names(names) + ".\n\n" + "\n".join(lines)
         return Answer(question=question, text=text, citations=tuple(citations), abstained=False, hits=tuple(hits))
 
-    def _fact_answer(self, question: str, best: Scored, hits: Sequence[Hit]) -> Answer:
+    def _fact_answer(self, question: str, best: Scored, candidates: list[Scored], hits: Sequence[Hit]) -> Answer:
         chunk = best.hit.chunk
-        span = best.sentence
-        body = attributed(best.text, chunk)
+        sentences = chunk.sentences
+        chosen = [best.index]
         if best.text.rstrip().endswith(":"):
             # The sentence introduces a list: the items that follow are the answer.
-            following = []
-            for s in chunk.sentences:
-                if s.start <= span.start:
-                    continue
-                if not _is_list_item(chunk, s) or len(following) == self.settings.max_items:
+            for j in range(best.index + 1, len(sentences)):
+                if not _is_list_item(chunk, sentences[j]) or len(chosen) > self.settings.max_items:
                     break
-                following.append(s)
-            if following:
-                span = Sentence(span.start, following[-1].end)
-                body += "\n" + "\n".join(f"- {chunk.sentence_text(s)}" for s in following)
-        citation = cite(1, chunk, span)
-        return Answer(
-            question=question, text=f"{body} [1]", citations=(citation,), abstained=False, hits=tuple(hits)
-        )
+                chosen.append(j)
+        else:
+            previous = best.index - 1
+            names_subject = bool(chunk.subject) and _ANAPHOR.match(best.text) is not None
+            if (
+                _CONTINUATION.match(best.text)
+                and not names_subject
+                and previous >= 0
+                and _is_prose(chunk, sentences[previous])
+            ):
+                chosen.insert(0, previous)  # "At this occasion ..." needs the occasion
+            for other in candidates[1:4]:
+                # A neighbour nearly as good as the best carries the rest of the answer.
+                if (
+                    other.hit is best.hit
+                    and abs(other.index - best.index) == 1
+                    and other.index not in chosen
+                    and other.score >= best.score * self.settings.pair_ratio
+                ):
+                    chosen.append(other.index)
+                    chosen.sort()
+                    break
+        first, last = sentences[chosen[0]], sentences[chosen[-1]]
+        if len(chosen) > 1 and best.text.rstrip().endswith(":"):
+            body = best.text + "\n" + "\n".join(f"- {chunk.sentence_text(sentences[j])}" for j in chosen[1:])
+        else:
+            body = " ".join(chunk.sentence_text(sentences[j]) for j in chosen)
+            if _ANAPHOR.match(best.text) and chunk.subject and not _find_spelling(body, chunk.subject):
+                body = f"{chunk.subject}: {body}"
+        citation = cite(1, chunk, Sentence(first.start, last.end))
+        return Answer(question=question, text=f"{body} [1]", citations=(citation,), abstained=False, hits=tuple(hits))
+
+
+def _concordance(question_order: list[str], sentence_terms: list[str]) -> float:
+    # Kendall's tau between the question's order of shared terms and the sentence's: a question
+    # built by swapping who does what to whom reverses them.
+    position = {}
+    for i, term in enumerate(sentence_terms):
+        position.setdefault(term, i)
+    ranks = [position[t] for t in question_order if t in position]
+    pairs = [(a, b) for i, a in enumerate(ranks) for b in ranks[i + 1 :]]
+    if not pairs:
+        return 0.0
+    return sum(1 if a < b else -1 if a > b else 0 for a, b in pairs) / len(pairs)
+
+
+_NEGATION = re.compile(r"\b(not|no|never|none|nor|neither|without|n't|cannot|lack|fail(ed|s)?)\b", re.IGNORECASE)
+
+
+def _negated(text: str) -> bool:
+    return bool(_NEGATION.search(text))
+
+
+def _type_signal(q: QuestionProfile, text: str) -> float:
+    if q.answer_type is None:
+        return 0.0
+    if q.answer_type == "number":
+        found = bool(_NUMBER.search(text))
+    elif q.answer_type == "date":
+        found = bool(_DATE.search(text))
+    elif q.answer_type == "reason":
+        found = bool(_REASON.search(text))
+    else:
+        found = _has_new_name(text, q)
+    return 1.0 if found else -1.0
+
+
+def _has_new_name(text: str, q: QuestionProfile) -> bool:
+    # A name in the sentence that the question does not already contain.
+    asked = fold(q.text)
+    for i, match in enumerate(_WORD.finditer(text)):
+        token = match.group(0)
+        if is_name_token(token, at_sentence_start=i == 0) and fold(token) not in asked:
+            return True
+    return False
+
+
+def _mentions(passage_folded: str, name: str) -> bool:
+    # A name is mentioned when its words stand together, each recognised by its first five
+    # letters: "Catalan" finds "Catalonia", "Four Motors" finds "4 Motors", and "Smart
+    # Industri" needs those two words side by side, not "smart" here and "industry" there.
+    words = [w for w in re.findall(r"[^\W_]+", fold(name)) if len(w) > 2 or w.isdigit()]
+    if not words:
+        return True
+    parts = [
+        (f"(?:{re.escape(w)}|{_NUMBER_WORDS[w]})" if w in _NUMBER_WORDS else re.escape(w[:5])) + r"[^\W_]*"
+        for w in words
+    ]
+    return re.search(r"(?<![^\W_])" + r"(?:[\W_]+(?:de|of|di|du|von|van|der|la|le)?[\W_]*)".join(parts), passage_folded) is not None
+
+
+_NUMBER_WORDS = {
+    "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7",
+    "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12",
+}
+
+
+def _enumerates(sentence: str) -> bool:
+    """Tells whether a sentence is itself a list of names ("A, B, C and D")."""
+    parts = re.split(r",|\band\b|;", sentence)
+    capitalised = sum(1 for p in parts if re.search(r"\b[A-Z][\w-]", p.strip()[:40]))
+    return len(parts) >= 4 and capitalised >= 3
 
 
 def _is_list_item(chunk: Chunk, sentence: Sentence) -> bool:
@@ -223,16 +400,25 @@ def _is_list_item(chunk: Chunk, sentence: Sentence) -> bool:
     return bool(_LIST_PREFIX.match(prefix))
 
 
-_LIST_PREFIX = re.compile(r"^\s*(?:[-*+•✓√○o·]|\(?\d{1,2}[.)]|[a-z][.)])\s*$")
+def _is_prose(chunk: Chunk, sentence: Sentence) -> bool:
+    text = chunk.sentence_text(sentence).strip()
+    return len(text.split()) >= 4 and text not in chunk.section_path
 
 
 def item_name(sentence: str, chunk: Chunk) -> str:
     """Returns what a sentence is about: its section's subject, as the sentence spells it."""
     subject = chunk.subject
-    if not subject:
-        return _first_name(sentence) or chunk.title
-    spelled = _find_spelling(sentence, subject)
-    return spelled or subject
+    if subject:
+        return _find_spelling(sentence, subject) or subject
+    for i, match in enumerate(_WORD.finditer(sentence)):
+        if is_name_token(match.group(0), at_sentence_start=i == 0):
+            run = [match.group(0)]
+            for following in list(_WORD.finditer(sentence[match.end() :]))[:4]:
+                if not is_name_token(following.group(0)):
+                    break
+                run.append(following.group(0))
+            return " ".join(run)
+    return ""
 
 
 def attributed(sentence: str, chunk: Chunk) -> str:
@@ -253,11 +439,6 @@ def _find_spelling(sentence: str, subject: str) -> str:
     return sentence[match.start() : match.end()] if match else ""
 
 
-def _first_name(sentence: str) -> str:
-    match = re.search(r"(?<!^)(?<![.!?]\s)\b([A-Z][\w-]*(?:\s+[A-Z][\w-]*)*)", sentence)
-    return match.group(1) if match else ""
-
-
 def _join_names(names: list[str]) -> str:
     if len(names) == 1:
         return names[0]
@@ -276,4 +457,3 @@ def _fold(text: str) -> str:
 def _fold_aligned(text: str) -> str:
     # Folds character by character so that offsets into the result are offsets into `text`.
     return "".join((_fold(c) or " ")[0] for c in text)
-
