@@ -172,7 +172,7 @@ class Indexer:
             kept_sentences = [previous.sentence_vectors(r) for r in kept_rows] if previous else []
             sentence_vectors = kept_sentences + new_sentence_vectors
             if previous is not None and kept_rows:
-                vectors = np.vstack([np.asarray(previous.vectors[kept_rows]), new_vectors])
+                vectors = np.vstack([previous.vectors_of(kept_rows), new_vectors])
                 keyword = previous.keyword.updated(kept_rows, [index_terms(keyword_text(c)) for c in new_chunks])
             else:
                 vectors = new_vectors

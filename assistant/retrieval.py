@@ -84,7 +84,7 @@ class Retriever:
         keyword = keyword_all[row_array]
         best_keyword = float(keyword.max())
         keyword_norm = keyword / best_keyword if best_keyword > 0 else keyword * 0
-        cosine = np.asarray(self.store.vectors[row_array], dtype=np.float32) @ query_vector
+        cosine = self.store.vectors_of(row_array) @ query_vector
         w = self.weights
         fused = w.keyword * keyword_norm + w.vector * cosine
         order = np.argsort(-fused, kind="stable")

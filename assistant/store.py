@@ -81,7 +81,8 @@ class Manifest:
 
 
 class VectorIndex(Protocol):
-    """Nearest-neighbour search over unit vectors by inner product (row i = chunk i)."""
+    """The seam where vector engines plug in: nearest-neighbour search over unit vectors by
+    inner product, and the stored vectors themselves (row i = chunk i)."""
 
     kind: str
 
@@ -89,13 +90,25 @@ class VectorIndex(Protocol):
         """Returns (scores, rows), each of shape (len(queries), k); missing rows are -1."""
         ...
 
+    def vectors(self, rows: np.ndarray) -> np.ndarray:
+        """Returns the float32 vectors of the given rows."""
+        ...
+
 
 class FaissIndex:
     """A FAISS index: exact (flat) for small collections, HNSW past a threshold."""
 
-    def __init__(self, index: Any, kind: str) -> None:
+    def __init__(self, index: Any, kind: str, matrix: np.ndarray | None = None) -> None:
         self.index = index
         self.kind = kind
+        # The vectors as stored (vectors.npy, memory-mapped): HNSW cannot give them back exactly.
+        self.matrix = matrix
+
+    def vectors(self, rows: np.ndarray) -> np.ndarray:
+        """Returns the float32 vectors of the given rows."""
+        if self.matrix is None:
+            return np.vstack([self.index.reconstruct(int(r)) for r in rows]).astype(np.float32)
+        return np.asarray(self.matrix[rows], dtype=np.float32)
 
     @classmethod
     def build(cls, vectors: np.ndarray, approximate_threshold: int = 200_000) -> FaissIndex:
@@ -113,7 +126,7 @@ class FaissIndex:
             kind = "flat"
         if len(vectors):
             index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-        return cls(index, kind)
+        return cls(index, kind, vectors)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Returns (scores, rows) of the k nearest rows to each query."""
@@ -131,11 +144,11 @@ class FaissIndex:
         faiss.write_index(self.index, str(path))
 
     @classmethod
-    def load(cls, path: Path, kind: str) -> FaissIndex:
+    def load(cls, path: Path, kind: str, matrix: np.ndarray | None = None) -> FaissIndex:
         """Reads an index file."""
         import faiss
 
-        return cls(faiss.read_index(str(path)), kind)
+        return cls(faiss.read_index(str(path)), kind, matrix)
 
 
 @dataclass(frozen=True)
@@ -253,7 +266,7 @@ class IndexStore:
         if vectors.shape != (manifest.chunks, manifest.dimension):
             raise IndexCorruptError(folder / "vectors.npy", f"shape {vectors.shape} does not match the manifest")
         vector_index = _read(
-            folder / "vectors.faiss", lambda p: FaissIndex.load(p, manifest.vector_index)
+            folder / "vectors.faiss", lambda p: FaissIndex.load(p, manifest.vector_index, vectors)
         )
         keyword = _read(folder / "keyword.npz", lambda _: KeywordIndex.load(folder))
         if keyword.size != manifest.chunks:
@@ -300,6 +313,10 @@ class IndexStore:
         if len(self._chunk_cache) < 100_000:
             self._chunk_cache[row] = chunk
         return chunk
+
+    def vectors_of(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Returns the chunk vectors of the given rows (float32)."""
+        return self.vector_index.vectors(np.asarray(rows, dtype=np.int64))
 
     def sentence_vectors(self, row: int) -> np.ndarray:
         """Returns the vectors of chunk `row`'s sentences (float32, one row per sentence)."""
