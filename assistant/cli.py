@@ -328,8 +328,11 @@ def serve(
 
     settings = _guard(lambda: _settings(index_dir=index, corpus_dir=corpus))
     assistant = _assistant(settings)
-    if not assistant.has_index():
-        err.print("No index yet: building it first.")
+    # Bring the index up to date first (a no-op when nothing changed); it also rebuilds an
+    # index left by an older version. Without a corpus folder, serve the index as it is.
+    if settings.corpus_dir.is_dir() or not assistant.has_index():
+        if not assistant.has_index():
+            err.print("No index yet: building it first.")
         _print_report(_guard(lambda: build_index(assistant)))
     _guard(lambda: assistant.store)  # load once, now, so that a broken index fails here
     _guard(lambda: run_server(assistant, host=host, port=port))

@@ -28,6 +28,7 @@ import sqlite3
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -236,6 +237,10 @@ class IndexStore:
         self.vector_index = vector_index
         self.keyword = keyword
         self._local = threading.local()
+        # Every thread's connection, so that all close when the store is dropped (a server
+        # swaps in a new store at each reindex and must not leak the old one's connections).
+        self._connections: list[sqlite3.Connection] = []
+        self._finalizer = weakref.finalize(self, _close_all, self._connections)
         self._chunk_cache: dict[int, Chunk] = {}
         self._doc_cache: dict[str, Document] = {}
 
@@ -292,6 +297,7 @@ class IndexStore:
             db = sqlite3.connect(uri, uri=True, check_same_thread=False)
             db.row_factory = sqlite3.Row
             self._local.db = db
+            self._connections.append(db)
         return db
 
     # -- reading ------------------------------------------------------------------------
@@ -362,11 +368,14 @@ class IndexStore:
         return [r[0] for r in rows]
 
     def close(self) -> None:
-        """Closes this thread's database connection."""
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
+        """Closes every database connection this store opened."""
+        self._finalizer()
+
+
+def _close_all(connections: list[sqlite3.Connection]) -> None:
+    for connection in connections:
+        connection.close()
+    connections.clear()
 
 
 def _read(path: Path, reader: Any) -> Any:
@@ -513,10 +522,11 @@ def _remove_partials(versions: Path) -> None:
 
 
 def _remove_old_versions(versions: Path, keep: set[str]) -> None:
-    # Keep the newest previous version too: a server may still be answering from it.
+    # Keep the two newest previous versions too: a server may still be answering from them
+    # (a long request can span two quick reindexes).
     finished = sorted(p for p in versions.iterdir() if p.is_dir() and not p.name.endswith(".partial"))
     older = [p.name for p in finished if p.name not in keep]
-    survivors = set(keep) | set(older[-1:])
+    survivors = set(keep) | set(older[-2:])
     for path in finished:
         if path.name not in survivors:
             shutil.rmtree(path, ignore_errors=True)

@@ -132,8 +132,13 @@ def test_an_interrupted_build_leaves_a_partial_folder_that_the_next_build_remove
     (fake_settings.corpus_dir / "extra.txt").write_text("Extra text about welding robots.", encoding="utf-8")
     assistant.index()
     assert not partial.exists()
-    # Only the current and the previous version are kept.
-    assert len([p for p in (fake_settings.index_dir / "versions").iterdir()]) == 2
+    for n in range(3):
+        (fake_settings.corpus_dir / "extra.txt").write_text(f"Extra text number {n}.", encoding="utf-8")
+        assistant.index()
+    # The current version and the two before it are kept (a request may still read them).
+    versions = sorted(p.name for p in (fake_settings.index_dir / "versions").iterdir())
+    assert len(versions) == 3
+    assert current_version(fake_settings.index_dir).name == versions[-1]
 
 
 def test_corrupt_index_names_the_rebuild_command(fake_settings: Settings) -> None:
