@@ -176,6 +176,7 @@ class QuestionResult:
             ],
             "standalone_question": self.answer.standalone_question,
             "metrics": self.metrics,
+            "confidence": self.answer.confidence,
             "failure": self.failure,
             "latency_ms": round(self.latency_ms, 2),
         }
@@ -516,6 +517,18 @@ def write_markdown(
         lines += [f"- {r}" for r in regressions]
         lines.append("")
     lines += list(extra_sections)
+    tradeoff = abstention_tradeoff(report)
+    if tradeoff:
+        lines += [
+            "## Abstention trade-off",
+            "",
+            "Had the answerer declined every question below each confidence threshold:",
+            "",
+            "| threshold | answerable answered | unanswerable declined |",
+            "|---|---|---|",
+            *(f"| {t:.2f} | {a:.3f} | {d:.3f} |" for t, a, d in tradeoff),
+            "",
+        ]
     lines += ["## Failing questions", ""]
     if not report.failures:
         lines.append("None.")
@@ -535,6 +548,27 @@ def write_markdown(
         lines.append("")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def abstention_tradeoff(
+    report: EvalReport, thresholds: Sequence[float] = (0.2, 0.25, 0.3, 0.33, 0.35, 0.4, 0.45, 0.5, 0.6)
+) -> list[tuple[float, float, float]] | None:
+    """Returns (threshold, share of answerable answered, share of unanswerable declined).
+
+    Each row shows what the run would have scored had the answerer declined every question
+    whose confidence is below that threshold: the price of each abstention in answers lost.
+    None when the answerer reports no confidence or the set has no unanswerable question.
+    """
+    answerable = [r.answer.confidence for r in report.results if r.gold.answerable]
+    unanswerable = [r.answer.confidence for r in report.results if not r.gold.answerable]
+    if not answerable or not unanswerable or any(c is None for c in answerable + unanswerable):
+        return None
+    rows = []
+    for threshold in thresholds:
+        answered = sum(1 for c in answerable if c is not None and c >= threshold) / len(answerable)
+        declined = sum(1 for c in unanswerable if c is not None and c < threshold) / len(unanswerable)
+        rows.append((threshold, round(answered, 3), round(declined, 3)))
+    return rows
 
 
 def weakest_kind(report: EvalReport) -> tuple[str, str, float] | None:

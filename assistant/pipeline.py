@@ -164,6 +164,7 @@ class Assistant:
                 "total": (done - started) * 1000,
             },
             answerer=answer.answerer,
+            confidence=answer.confidence,
         )
 
     def stream(self, question: str, history: Sequence[Turn] = (), k: int | None = None) -> Iterator[str | Answer]:

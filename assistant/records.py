@@ -189,6 +189,8 @@ class Answer:
     standalone_question: str = ""  # the question as searched, after follow-up rewriting
     timings_ms: dict[str, float] = field(default_factory=dict)
     answerer: str = "extractive"
+    # How sure the answerer is that the documents answer the question (0..1), when it knows.
+    confidence: float | None = None
 
     def to_dict(self, *, with_hits: bool = True) -> dict[str, Any]:
         """Returns the JSON shape shared by `ask --json`, the service and the eval runner."""

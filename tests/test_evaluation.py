@@ -144,3 +144,14 @@ def test_gold_suite_passes_its_baseline_and_a_weakened_retriever_trips_the_gate(
     vectors_only = _eval(*common, env={"ASSISTANT_KEYWORD_WEIGHT": "0"})
     assert vectors_only.returncode == 1, vectors_only.stdout
     assert "regression:" in vectors_only.stderr
+
+
+def test_abstention_tradeoff_counts_what_each_threshold_would_keep() -> None:
+    def answer(confidence: float) -> Answer:
+        return Answer("q", "x", (), False, (), confidence=confidence)
+
+    gold = [_gold(id="a1"), _gold(id="a2"), _gold(id="u1", kind="unanswerable", key_facts=[], sources=[])]
+    answers = iter([answer(0.9), answer(0.3), answer(0.4)])
+    report = evaluate(lambda q, h, k: next(answers), lambda d: DOC, gold)
+    rows = {t: (a, d) for t, a, d in evaluation.abstention_tradeoff(report, thresholds=(0.25, 0.35, 0.5))}
+    assert rows == {0.25: (1.0, 0.0), 0.35: (0.5, 0.0), 0.5: (0.5, 1.0)}

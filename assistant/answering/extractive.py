@@ -15,7 +15,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from assistant.answering.citations import cite
 from assistant.documents import BOILERPLATE
@@ -131,14 +131,20 @@ class ExtractiveAnswerer:
         """Returns a grounded answer, or an abstention when the hits do not answer it."""
         q = profile(question)
         candidates = self.candidates(q, hits)
-        if not candidates or self.answerability(candidates[0]) < self.settings.threshold:
-            return Answer(question=question, text=NOT_FOUND, citations=(), abstained=True, hits=tuple(hits))
+        confidence = self.answerability(candidates[0]) if candidates else 0.0
+        if confidence < self.settings.threshold:
+            return Answer(
+                question=question, text=NOT_FOUND, citations=(), abstained=True, hits=tuple(hits),
+                confidence=confidence,
+            )
         best = candidates[0]
+        answer = None
         if q.wants_list and not _enumerates(best.text):
             items = self._list_items(candidates)
             if len(items) > 1:
-                return self._list_answer(question, items, hits)
-        return self._fact_answer(question, best, candidates, hits)
+                answer = self._list_answer(question, items, hits)
+        answer = answer or self._fact_answer(question, best, candidates, hits)
+        return replace(answer, confidence=confidence)
 
     # -- evidence ---------------------------------------------------------------------
 
