@@ -215,6 +215,9 @@ def eval_command(
         "eval/reports/latest.md"
     ),
     show_failures: Annotated[int, typer.Option("--failures", help="How many failing questions to list.")] = 15,
+    save_baseline: Annotated[
+        Path | None, typer.Option("--save-baseline", help="Record this run as the new baseline.")
+    ] = None,
 ) -> None:
     """Run a gold set: retrieval, answer, citation and abstention metrics, by kind."""
     from assistant import evaluation
@@ -257,6 +260,10 @@ def eval_command(
     if json_out is not None:
         json_out.write_text(json.dumps(result.to_dict(), ensure_ascii=False, indent=2), encoding="utf-8")
         out.print(f"JSON report: {json_out}")
+    if save_baseline is not None:
+        baseline_data = evaluation.baseline_from(result)
+        save_baseline.write_text(json.dumps(baseline_data, indent=2) + "\n", encoding="utf-8")
+        out.print(f"Baseline written to {save_baseline}.")
     if check is not None:
         if regressions:
             for regression in regressions:

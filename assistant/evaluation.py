@@ -405,6 +405,40 @@ def check_baseline(report: EvalReport, baseline: dict[str, Any]) -> list[Regress
     return regressions
 
 
+GATED = (
+    "hit_at_k", "source_recall_at_k", "mrr", "key_fact_recall", "all_facts_rate",
+    "citation_precision", "answer_rate_answerable", "abstention_accuracy_unanswerable",
+)
+
+
+def baseline_from(report: EvalReport, tolerance: float = 0.02, kind_tolerance: float = 0.08) -> dict[str, Any]:
+    """Returns a baseline recording this run's quality metrics, with tolerances.
+
+    Kinds hold a dozen questions each, where one question moves a rate by ~0.08, so their
+    tolerance is wider. Answers may not grow much longer either (`answer_words_mean`, lower is
+    better); latency is recorded for reference but never gated (machines are noisy).
+    """
+
+    def entries(values: dict[str, float | None], tol: float) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            metric: {"value": values[metric], "tolerance": tol}
+            for metric in GATED
+            if values.get(metric) is not None
+        }
+        words = values.get("answer_words_mean")
+        if words is not None:
+            out["answer_words_mean"] = {"value": words, "tolerance": round(words * 0.25, 1), "direction": "lower"}
+        return out
+
+    return {
+        "gold": report.gold_path,
+        "k": report.k,
+        "summary": entries(report.summary, tolerance),
+        "by_kind": {kind: entries(values, kind_tolerance) for kind, values in report.by_kind.items()},
+        "reference": {m: report.summary.get(m) for m in ("latency_ms_p50", "latency_ms_p95", "hits_chars_mean")},
+    }
+
+
 def load_baseline(path: Path) -> dict[str, Any]:
     """Reads a baseline file."""
     try:
