@@ -153,7 +153,8 @@ def _mount_static(app: FastAPI, folder: Path) -> None:
         path = folder / name
         if not path.is_file():
             raise HTTPException(404, f"{name} is not part of this installation")
-        return FileResponse(path)
+        # Revalidate every time: sites embedding the widget pick up a new version at once.
+        return FileResponse(path, headers={"Cache-Control": "no-cache"})
 
     @app.get("/", include_in_schema=False)
     def demo_page() -> FileResponse:

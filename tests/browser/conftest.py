@@ -1,0 +1,274 @@
+"""The widget under test: the real app under uvicorn, host pages on other origins, Chromium.
+
+Playwright drives Debian's Chromium (`/usr/bin/chromium`, or `ASSISTANT_CHROMIUM`): Playwright's
+own browser download needs the internet. `make browser` installs it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from playwright.sync_api import expect, sync_playwright
+from starlette.types import ASGIApp
+
+from assistant.config import Settings
+from assistant.history import ConversationStore
+from assistant.pipeline import Assistant
+from assistant.service.app import create_app
+from tests.conftest import ROOT
+from tests.service.conftest import LiveServer, StatusRecorder, service_settings
+
+# Answers take a second or two on a 2-core machine, more while the model warms up.
+expect.set_options(timeout=20_000)
+
+CHROMIUM = Path(os.environ.get("ASSISTANT_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+WIDGET = "assistant-widget"  # the widget's host element; Playwright's CSS pierces its shadow root
+
+
+@contextlib.contextmanager
+def serve_app(
+    app: ASGIApp, port: int = 0, expected_5xx: Collection[int] = ()
+) -> Iterator[LiveServer]:
+    """Runs `app` under uvicorn on 127.0.0.1:`port` (0: any free port) until the block ends.
+
+    Like tests/service/conftest.py's `live_server`, with a chosen port so that a test can stop
+    the service and start it again at the same address. No response may be a 5xx.
+    """
+    recorder = StatusRecorder(app)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        recorder, log_level="warning", ws="none", lifespan="on", timeout_graceful_shutdown=5
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            sock.close()
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    try:
+        yield LiveServer(f"http://127.0.0.1:{port}", port, recorder)
+    finally:
+        server.should_exit = True
+        thread.join(60)
+        sock.close()
+    errors = recorder.server_errors(expected_5xx)
+    assert not errors, f"server errors: {errors}"
+
+
+@dataclass
+class Service:
+    """A running assistant service and what a test checks behind the widget's back."""
+
+    live: LiveServer
+    settings: Settings
+
+    @property
+    def url(self) -> str:
+        """The service's base URL, such as http://127.0.0.1:41234."""
+        return self.live.url
+
+    @property
+    def conversations(self) -> ConversationStore:
+        """The service's stored conversations and feedback."""
+        return ConversationStore(self.settings.data_dir)
+
+
+StartService = Callable[..., contextlib.AbstractContextManager[Service]]
+
+
+@pytest.fixture
+def start_service(assistant: Assistant, tmp_path: Path) -> StartService:
+    """Starts the app over the session's real index; keyword arguments override its settings.
+
+    `port=` picks the port (to restart a service where it was); every start shares the test's
+    data folder, so a restarted service knows the conversations of the first one.
+    """
+
+    @contextlib.contextmanager
+    def start(port: int = 0, **overrides: Any) -> Iterator[Service]:
+        settings = service_settings(tmp_path, assistant.settings, **overrides)
+        with serve_app(create_app(assistant, settings), port) as live:
+            yield Service(live, settings)
+
+    return start
+
+
+@pytest.fixture
+def service(start_service: StartService) -> Iterator[Service]:
+    """The app over the session's real index: no API keys, no CORS origins."""
+    with start_service() as running:
+        yield running
+
+
+class _QuietHandler(http.server.BaseHTTPRequestHandler):
+    pages: dict[str, str] = {}
+
+    def do_GET(self) -> None:
+        body = self.pages.get(self.path.split("?")[0])
+        if body is None:
+            self.send_error(404)
+            return
+        data = body.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@dataclass
+class HostSite:
+    """A static web site on its own loopback origin, standing in for a customer's intranet."""
+
+    origin: str
+    pages: dict[str, str]
+
+
+@contextlib.contextmanager
+def host_site() -> Iterator[HostSite]:
+    """Serves the pages put into `HostSite.pages` (path -> HTML) on http://127.0.0.1:<free port>."""
+    pages: dict[str, str] = {}
+    handler = type("Handler", (_QuietHandler,), {"pages": pages})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield HostSite(f"http://127.0.0.1:{server.server_address[1]}", pages)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Headless Debian Chromium, launched once per session."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}: run `make browser` or set ASSISTANT_CHROMIUM")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def new_page(browser: Any) -> Iterator[Callable[..., Any]]:
+    """Opens pages in fresh browser contexts (own storage); fails the test on a JavaScript error."""
+    contexts: list[Any] = []
+    errors: list[str] = []
+
+    def open_page(viewport: dict[str, int] | None = None) -> Any:
+        context = browser.new_context(viewport=viewport or DESKTOP, device_scale_factor=1)
+        context.set_default_timeout(20_000)
+        contexts.append(context)
+        page = context.new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
+    assert not errors, f"JavaScript errors in the page: {errors}"
+
+
+@pytest.fixture
+def page(new_page: Callable[..., Any]) -> Any:
+    """A desktop-sized page (1280x800)."""
+    return new_page()
+
+
+def embed_tag(service_url: str, **attributes: str) -> str:
+    """The one-tag embed of the README, with extra data-* attributes."""
+    extra = "".join(
+        f' data-{name.replace("_", "-")}="{value}"' for name, value in attributes.items()
+    )
+    return (
+        f'<script src="{service_url}/widget.js" data-assistant-url="{service_url}"{extra} async>'
+        "</script>"
+    )
+
+
+# -- driving the widget -------------------------------------------------------------------
+
+
+def widget(page: Any, selector: str) -> Any:
+    """A locator inside the widget's shadow root."""
+    return page.locator(f"{WIDGET} {selector}")
+
+
+def open_panel(page: Any) -> None:
+    """Clicks the launcher and waits for the chat panel."""
+    widget(page, ".launcher").click()
+    dialog = widget(page, "[role=dialog]")
+    expect(dialog).to_be_visible()
+    # Measurements and screenshots after the opening animation.
+    dialog.evaluate("el => Promise.all(el.getAnimations().map(a => a.finished))")
+
+
+def ask(page: Any, question: str) -> Any:
+    """Types a question, sends it with Enter and returns the finished answer's locator."""
+    answers = widget(page, ".msg-bot")
+    before = answers.count()
+    box = widget(page, "#aw-input")
+    box.fill(question)
+    box.press("Enter")
+    answer = answers.nth(before)
+    # The feedback row appears when the `done` event has arrived.
+    expect(answer.locator(".feedback")).to_be_visible()
+    return answer
+
+
+def active_element(page: Any) -> str:
+    """Describes the focused element inside the widget (id, else aria-label), or "" outside it."""
+    return str(
+        page.evaluate(
+            """() => {
+                const host = document.querySelector('assistant-widget');
+                if (document.activeElement !== host) return '';
+                const el = host.shadowRoot.activeElement;
+                return el ? (el.id || el.getAttribute('aria-label') || el.className) : '';
+            }"""
+        )
+    )
+
+
+def stored_conversation_id(page: Any, service_url: str) -> str | None:
+    """The conversation id the widget keeps in the page's localStorage for `service_url`."""
+    key = f"assistant-widget:{service_url}:conversation"
+    value = page.evaluate("key => localStorage.getItem(key)", key)
+    return str(value) if value is not None else None
