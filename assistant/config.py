@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     # Slack.
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
+    slack_api_url: str | None = None  # Slack Web API base URL; None: https://slack.com/api/
 
     @field_validator("api_keys", mode="before")
     @classmethod

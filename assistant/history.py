@@ -6,6 +6,8 @@
                      answer_id (assistant turns only), created_at
       feedback       answer_id, rating ("up" / "down"), comment, source, and a snapshot of the
                      question, the answer, its citations and the history before the question
+      seen_events    ids of incoming events already taken on (Slack event ids), so that a
+                     redelivered event is not answered twice, even after a restart
 
 The web service, the Slack bot and the CLI may write at the same time from several threads
 and processes: the journal is WAL (readers never wait for writers), every connection has a
@@ -96,7 +98,14 @@ CREATE TABLE IF NOT EXISTS feedback (
     history TEXT NOT NULL,
     created_at TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS feedback_answer ON feedback (answer_id);
+CREATE TABLE IF NOT EXISTS seen_events (
+    id TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS seen_events_created ON seen_events (created_at);
 """
+
+# How long an event id is remembered: Slack retries an event for about an hour at most.
+SEEN_EVENTS_KEPT_S = 7 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -145,6 +154,15 @@ class SavedAnswer:
     conversation_id: str
     answer_id: str
     turn: int  # index of the assistant turn in the conversation
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """A stored answer with the question it answered."""
+
+    conversation_id: str
+    question: str
+    answer: StoredTurn
 
 
 @dataclass(frozen=True)
@@ -341,6 +359,47 @@ class ConversationStore:
                 "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)
             )
         return SavedAnswer(conversation_id, answer_id, n + 1)
+
+    def exchange(self, answer_id: str) -> Exchange:
+        """Returns the stored answer with this id and its question, or raises NotFoundError."""
+        with self._connect() as db:
+            db.execute("BEGIN")
+            row = db.execute("SELECT * FROM turns WHERE answer_id = ?", (answer_id,)).fetchone()
+            question = None
+            if row is not None:
+                question = db.execute(
+                    "SELECT content FROM turns WHERE conversation_id = ? AND n = ?",
+                    (row["conversation_id"], row["n"] - 1),
+                ).fetchone()
+            db.execute("COMMIT")
+        if row is None:
+            raise NotFoundError(f"no answer {answer_id!r}")
+        return Exchange(
+            conversation_id=row["conversation_id"],
+            question=question["content"] if question is not None else "",
+            answer=_turn_from_row(row),
+        )
+
+    # -- incoming events ----------------------------------------------------------------
+
+    def claim_event(self, event_id: str) -> bool:
+        """Records an incoming event id: True the first time, False when it was seen before.
+
+        Claiming is atomic, so that of two deliveries racing in parallel exactly one wins. Ids
+        older than SEEN_EVENTS_KEPT_S are forgotten.
+        """
+        now = datetime.now(UTC)
+        cutoff = datetime.fromtimestamp(now.timestamp() - SEEN_EVENTS_KEPT_S, UTC)
+        with self._write() as db:
+            db.execute(
+                "DELETE FROM seen_events WHERE created_at < ?",
+                (cutoff.isoformat(timespec="milliseconds"),),
+            )
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO seen_events (id, created_at) VALUES (?, ?)",
+                (event_id, now.isoformat(timespec="milliseconds")),
+            )
+            return cursor.rowcount == 1
 
     # -- feedback -----------------------------------------------------------------------
 
