@@ -18,6 +18,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 
 from assistant.errors import CorpusError
@@ -336,9 +337,11 @@ def find_sections(text: str, *, markdown: bool = False, title: str = "") -> tupl
         ):
             headings.append(_Heading(offset, numbered_level + 1, _clean_markup(stripped), ""))
     sections = _nest(headings, len(text))
-    return tuple(
-        replace(s, subject=s.subject if names_something(s.subject, text) else "") for s in sections
-    )
+    names: dict[str, bool] = {}
+    for section in sections:
+        if section.subject not in names:
+            names[section.subject] = names_something(section.subject, text)
+    return tuple(replace(s, subject=s.subject if names[s.subject] else "") for s in sections)
 
 
 def names_something(name: str, text: str) -> bool:
@@ -347,18 +350,40 @@ def names_something(name: str, text: str) -> bool:
     "Plastipolis" and "Catalonia" are written inside sentences ("... cluster Plastipolis has");
     "Summary" or "Cross-sectoral approach" only ever stand as headings.
     """
-    letters = [c for c in _fold(name.lower()) if c.isalnum()]
-    if not letters or len(name.split()) > 6:
+    target = "".join(c for c in _fold(name.lower()) if c.isalnum())
+    if not target or len(name.split()) > 6:
         return False
-    folded = "".join((_fold(c.lower()) or " ")[0] for c in text)  # same length as text
-    pattern = r"[\W_]*".join(re.escape(c) for c in letters)
-    for match in re.finditer(rf"(?<![^\W_]){pattern}(?![^\W_])", folded):
-        if text[match.start()] != name.lstrip()[0]:  # "Ambition" is no name when written "ambition"
-            continue
-        before = text[max(0, match.start() - 2) : match.start()]
-        if re.fullmatch(r"[a-zà-ÿ,;] |.?[(\"“'‘«]", before):
+    compact, positions = _letters_only(text)
+    first = name.lstrip()[0]
+    # Find the name's letters ignoring spaces and punctuation ("Poolnet" is "Pool-Net"): a plain
+    # substring search over the letters of the text, linear however many headings there are.
+    found = compact.find(target)
+    while found >= 0:
+        start, end = positions[found], positions[found + len(target) - 1] + 1
+        whole_word = (start == 0 or not text[start - 1].isalnum()) and (
+            end == len(text) or not text[end].isalnum()
+        )
+        before = text[max(0, start - 2) : start]
+        # "Ambition" is no name when written "ambition"; a name stands inside a sentence.
+        if whole_word and text[start] == first and re.fullmatch(r"[a-zà-ÿ,;] |.?[(\"“'‘«]", before):
             return True
+        found = compact.find(target, found + 1)
     return False
+
+
+@lru_cache(maxsize=8)
+def _letters_only(text: str) -> tuple[str, list[int]]:
+    # The text's letters and digits, folded, with where each stands in the text.
+    folded = _folded_chars(text)
+    positions = [i for i, c in enumerate(folded) if c.isalnum()]
+    return "".join(folded[i] for i in positions), positions
+
+
+@lru_cache(maxsize=8)
+def _folded_chars(text: str) -> str:
+    # Folded once per text, not once per section: a long document has hundreds of sections.
+    table = {c: (_fold(c.lower()) or " ")[0] for c in set(text)}
+    return "".join(map(table.__getitem__, text))
 
 
 def _lines_with_offsets(text: str) -> list[tuple[int, str]]:
@@ -433,20 +458,21 @@ def _is_plain_heading(lines: list[tuple[int, str]], i: int) -> bool:
 
 
 def _nest(headings: list[_Heading], text_end: int) -> tuple[Section, ...]:
-    sections: list[Section] = []
-    stack: list[_Heading] = []
+    # One pass with a stack: a heading's section ends where the next heading of its level or
+    # above begins (linear, so a document with thousands of headings stays fast).
+    ends = [text_end] * len(headings)
+    open_sections: list[int] = []
+    paths: list[tuple[str, ...]] = []
     for k, heading in enumerate(headings):
-        while stack and stack[-1].level >= heading.level:
-            stack.pop()
-        stack.append(heading)
-        end = text_end
-        for later in headings[k + 1 :]:
-            if later.level <= heading.level:
-                end = later.start
-                break
-        path = tuple(h.title for h in stack)
+        while open_sections and headings[open_sections[-1]].level >= heading.level:
+            ends[open_sections.pop()] = heading.start
+        parent = paths[open_sections[-1]] if open_sections else ()
+        paths.append((*parent, heading.title))
+        open_sections.append(k)
+    sections = []
+    for k, heading in enumerate(headings):
         subject = heading.title[len(heading.number) :].strip() if heading.number else heading.title
-        sections.append(Section(heading.title, heading.level, heading.start, end, path, subject))
+        sections.append(Section(heading.title, heading.level, heading.start, ends[k], paths[k], subject))
     return tuple(sections)
 
 

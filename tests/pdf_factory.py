@@ -108,3 +108,30 @@ def write(path: Path, data: bytes) -> Path:
     """Writes bytes to a path and returns it."""
     path.write_bytes(data)
     return path
+
+
+def broken_xref_pdf() -> bytes:
+    """Returns a PDF whose cross-reference table points at the wrong offsets."""
+    data = text_pdf([["Cross references lie."]])
+    head, _, tail = data.partition(b"xref\n")
+    return head + b"xref\n" + tail.replace(b" 00000 n ", b" 00099 n ").replace(b"0000000", b"9999999", 3)
+
+
+def many_pages_pdf(pages: int = 6000) -> bytes:
+    """Returns a valid PDF with a great many (empty) pages."""
+    objects = [b"1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"]
+    kids = " ".join(f"{3 + i} 0 R" for i in range(pages))
+    objects.append(f"2 0 obj << /Type /Pages /Kids [{kids}] /Count {pages} >> endobj\n".encode())
+    for i in range(pages):
+        objects.append(f"{3 + i} 0 obj << /Type /Page /Parent 2 0 R /MediaBox [0 0 10 10] >> endobj\n".encode())
+    return _assemble(objects)
+
+
+def page_tree_loop_pdf() -> bytes:
+    """Returns a PDF whose page tree contains itself (a cycle)."""
+    objects = [
+        b"1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n",
+        b"2 0 obj << /Type /Pages /Kids [2 0 R 3 0 R] /Count 2 >> endobj\n",
+        b"3 0 obj << /Type /Pages /Parent 2 0 R /Kids [2 0 R] /Count 1 >> endobj\n",
+    ]
+    return _assemble(objects)
