@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test pytest gate install install-dev browser lint clean
+.PHONY: run test pytest pytest-milvus gate install install-dev browser lint clean
 
 ## Install the assistant, build the index if it is missing, and serve it on http://127.0.0.1:8000
 run: $(VENV)/.installed
@@ -11,13 +11,19 @@ run: $(VENV)/.installed
 
 ## Install everything (Python packages and Chromium for the browser tests) and run every test,
 ## then the gold-set regression gate.
-test: install-dev browser pytest gate
+test: install-dev browser pytest pytest-milvus gate
 
 pytest: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest
 
+# The retrieval and answer tests again, with the vectors in Milvus Lite instead of FAISS files.
+pytest-milvus: $(VENV)/.dev-installed
+	ASSISTANT_STORE=milvus $(BIN)/python -m pytest tests/answering tests/test_indexer.py \
+	  tests/test_cli.py tests/test_evaluation.py tests/service tests/test_milvus_store.py \
+	  --deselect tests/test_indexer.py::test_corrupt_index_names_the_rebuild_command
+
 gate: $(VENV)/.dev-installed
-	$(BIN)/assistant eval --gold eval/gold.jsonl --json eval/reports/latest.json --check eval/baseline.json
+	$(BIN)/assistant eval --gold eval/gold.jsonl --corpus corpus --json eval/reports/latest.json --check eval/baseline.json
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.dev-installed

@@ -80,24 +80,47 @@ def index(
     index: IndexOption = None,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Re-embed every document.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    ray: Annotated[
+        bool,
+        typer.Option(
+            "--ray",
+            help="Read, chunk and embed with Ray Data: on the Ray cluster at ADDRESS, or on a "
+            "local Ray instance started for the run. Needs pip install 'assistant\\[ray]'.",
+        ),
+    ] = False,
+    address: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[ADDRESS]",
+            help="Ray cluster address for --ray (ray://host:10001, auto).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Index the corpus: only added or changed documents are embedded, deleted ones removed."""
+    if address is not None and not ray:
+        hint = f"{escape(address)!r} is a Ray address: write --ray {escape(address)}"
+        err.print(f"[bold red]error:[/] {hint}")
+        raise typer.Exit(2)
 
     def run() -> IndexReport:
         settings = _settings(corpus_dir=corpus, index_dir=index)
-        return build_index(_assistant(settings), rebuild=rebuild, quiet=quiet)
+        cluster = (address or "") if ray else None
+        return build_index(_assistant(settings), rebuild=rebuild, quiet=quiet, ray=cluster)
 
     report = _guard(run)
     _print_report(report)
 
 
-def build_index(assistant: Assistant, *, rebuild: bool = False, quiet: bool = False) -> IndexReport:
-    """Runs the indexer with a progress bar on the terminal."""
+def build_index(
+    assistant: Assistant, *, rebuild: bool = False, quiet: bool = False, ray: str | None = None
+) -> IndexReport:
+    """Runs the indexer with a progress bar on the terminal (on Ray when `ray` is an address)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     labels = {"read": "Reading documents", "embed": "Embedding chunks", "write": "Writing index"}
     if quiet or not err.is_terminal and os.environ.get("ASSISTANT_PROGRESS") != "1":
-        return assistant.index(rebuild=rebuild)
+        return assistant.index(rebuild=rebuild, ray=ray)
     with Progress(
         TextColumn("{task.description:<20}"),
         BarColumn(),
@@ -113,7 +136,7 @@ def build_index(assistant: Assistant, *, rebuild: bool = False, quiet: bool = Fa
                 tasks[stage] = bar.add_task(labels.get(stage, stage), total=max(total, 1))
             bar.update(tasks[stage], completed=done, total=max(total, 1))
 
-        return assistant.index(rebuild=rebuild, progress=tick)
+        return assistant.index(rebuild=rebuild, progress=tick, ray=ray)
 
 
 def _print_report(report: IndexReport) -> None:
@@ -193,7 +216,7 @@ def chat(index: IndexOption = None, k: Annotated[int | None, typer.Option("--k",
             break
         if not question:
             break
-        answer = _guard(lambda q=question: assistant.ask(q, history))  # type: ignore[misc]
+        answer = _guard(lambda q=question, h=history: assistant.ask(q, h))  # type: ignore[misc]
         _print_answer(answer)
         history += [Turn("user", question), Turn("assistant", answer.text)]
 
@@ -318,6 +341,99 @@ def _print_eval(result: Any, show_failures: int) -> None:
         out.print(f"   expected: {escape(', '.join(r.gold.key_facts) or '(abstain)')}")
         out.print(f"   answered: [dim]{escape(answer[:240])}[/]")
         out.print(f"   retrieved: [dim]{escape(hits or '(nothing)')}[/]")
+
+
+# ----------------------------------------------------------------------------------- bench
+
+
+@app.command()
+def bench(
+    corpus: CorpusOption = None,
+    gold: Annotated[
+        Path | None, typer.Option("--gold", help="Questions for ask/chat (default: eval/gold.jsonl).")
+    ] = None,
+    runs: Annotated[int, typer.Option("--runs", min=1, help="Runs per figure (median, min, max).")] = 5,
+    quick: Annotated[bool, typer.Option("--quick", help="Skip the slow parts: 1M vectors, peers.")] = False,
+    only: Annotated[
+        list[str] | None, typer.Option("--only", help="Run only this section (repeatable): index, ask, chat, ann, peers.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print Markdown tables (for the README).")] = False,
+    store: Annotated[
+        str,
+        typer.Option(
+            "--store",
+            help="milvus: also measure the Milvus store (ASSISTANT_MILVUS_URI, or Milvus Lite) in the ann section.",
+        ),
+    ] = "faiss",
+) -> None:
+    """Measure this machine: index times, ask and chat latency, memory, index size, scale, peers."""
+    from assistant import benchmark
+
+    unknown = sorted(set(only or []) - set(benchmark.SECTIONS))
+    if unknown:
+        err.print(f"[bold red]error:[/] unknown section {', '.join(unknown)}: choose from {', '.join(benchmark.SECTIONS)}")
+        raise typer.Exit(2)
+    if store not in {"faiss", "milvus"}:
+        err.print(f"[bold red]error:[/] --store {escape(store)}: choose faiss or milvus")
+        raise typer.Exit(2)
+    settings = _guard(lambda: _settings(corpus_dir=corpus))
+    default_gold = Path("eval/gold.jsonl")
+    options = benchmark.BenchOptions(
+        corpus_dir=settings.corpus_dir,
+        gold=gold or (default_gold if default_gold.is_file() else None),
+        runs=runs,
+        quick=quick,
+        only=tuple(only or ()),
+        store=store,
+        milvus_uri=settings.milvus_uri if store == "milvus" else None,
+    )
+    report = _guard(lambda: benchmark.run_benchmark(options, log=lambda m: err.print(f"[dim]{escape(m)}[/]")))
+    if as_json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+        return
+    for line in benchmark.markdown_report(report) if markdown else []:
+        print(line)
+    if not markdown:
+        _print_bench(report)
+
+
+def _print_bench(report: Any) -> None:
+    from rich.table import Table
+
+    m = report.machine
+    out.print(
+        f"[bold]{m['cores']} cores, {m['memory_gib']} GiB[/], {escape(m['cpu'])}, Python {m['python']}; "
+        f"load average {m['load_average_start'][0]} at start, {m['load_average_end'][0]} at end; "
+        f"{m['runs']} runs a figure"
+    )
+    if "corpus" in m:
+        c = m["corpus"]
+        out.print(f"Corpus: {c['documents']} documents, {c['chunks']} chunks; model {escape(c['model'])}, {c['vector_index']} index")
+    table = Table(title="assistant bench")
+    for column in ("section", "figure", "median", "min–max", "runs", "target", ""):
+        table.add_column(column, justify="right" if column in {"median", "min–max", "runs", "target"} else "left")
+    for f in report.figures:
+        status = {True: "[green]ok[/]", False: "[red]missed[/]", None: ""}[f.meets]
+        target = "" if f.target is None else f"{'≥' if f.higher_is_better else '≤'} {f.target:g} {f.unit}"
+        table.add_row(
+            f.section, f.name, f"{f.median:.3g} {f.unit}" if f.median < 1000 else f"{f.median:.0f} {f.unit}",
+            f"{min(f.values):.3g}–{max(f.values):.3g}", str(len(f.values)), target, status,
+        )
+    out.print(table)
+    for name, rows in report.tables.items():
+        if not rows:
+            continue
+        sub = Table(title=name)
+        keys = [k for k in rows[0] if k not in {"note", "threads", "query_ms_p50_range"}]
+        for key in keys:
+            sub.add_column(key)
+        for row in rows:
+            sub.add_row(*("" if row.get(k) is None else str(row.get(k)) for k in keys))
+        out.print(sub)
+    for section, reason in report.skipped.items():
+        out.print(f"[yellow]skipped {section}:[/] {escape(reason)}")
+    out.print(f"[dim]{report.seconds:.0f} s in all[/]")
 
 
 # ----------------------------------------------------------------------------------- serve

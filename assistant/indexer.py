@@ -3,6 +3,11 @@
 Unchanged documents keep their chunks, vectors and keyword rows; deleted ones disappear; a
 change of model or chunker settings rebuilds everything and says why. Nothing is written when
 nothing changed.
+
+Reading, chunking and embedding the new documents are plain functions over batches
+(`read_documents`, `chunk_documents`, `embed_chunks`). A `Preparer` runs them: `LocalPreparer`
+in this process, or `distributed.RayPreparer` with Ray Data over a cluster; either way the
+indexer gets the same records back in corpus order and writes the same version.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -20,6 +26,7 @@ from assistant.documents import SourceFile, load_document, scan_corpus
 from assistant.embedding import Embedder
 from assistant.errors import CorpusError, IndexCorruptError, IndexMismatchError
 from assistant.keyword_index import KeywordIndex, index_terms
+from assistant.milvus_store import MilvusConfig, default_uri
 from assistant.records import Chunk, Document
 from assistant.store import (
     FORMAT_VERSION,
@@ -74,6 +81,109 @@ def keyword_text(chunk: Chunk) -> str:
     return embedding_text(chunk)
 
 
+# -- the batch steps, shared by every preparer ------------------------------------------------
+
+
+def read_documents(sources: Sequence[SourceFile], limits: IndexLimits) -> list[Document | str]:
+    """Parses corpus files into Documents; a file that cannot be used gives its reason instead."""
+    out: list[Document | str] = []
+    for source in sources:
+        try:
+            out.append(
+                load_document(
+                    source,
+                    max_file_mb=limits.max_file_mb,
+                    pdf_timeout_s=limits.pdf_timeout_s,
+                    pdf_memory_mb=limits.pdf_memory_mb,
+                )
+            )
+        except CorpusError as exc:
+            out.append(str(exc))
+    return out
+
+
+def chunk_documents(documents: Sequence[Document], chunker: Chunker) -> list[Chunk]:
+    """Cuts documents into chunks, in document order."""
+    return [chunk for document in documents for chunk in chunker.chunk(document)]
+
+
+def embed_chunks(
+    chunks: Sequence[Chunk],
+    embedder: Embedder,
+    batch: int = 64,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Turns chunks into their vectors and, per chunk, its late-chunked sentence vectors."""
+    vectors = []
+    sentence_vectors: list[np.ndarray] = []
+    for i in range(0, len(chunks), batch):
+        if progress:
+            progress(i, len(chunks))
+        part = chunks[i : i + batch]
+        texts = [embedding_text(c) for c in part]
+        spans = [sentence_spans(c) for c in part]
+        chunk_vectors, span_vectors = embedder.embed_spans(texts, spans)
+        vectors.append(chunk_vectors)
+        sentence_vectors.extend(span_vectors)
+    if progress:
+        progress(len(chunks), len(chunks))
+    if not vectors:
+        return np.zeros((0, embedder.dimension), dtype=np.float32), []
+    return np.vstack(vectors), sentence_vectors
+
+
+@dataclass
+class Prepared:
+    """New documents read, chunked and embedded, in corpus order; and the files skipped."""
+
+    documents: list[Document]
+    skipped: list[tuple[SourceFile, str]]  # (file, reason)
+    chunks: list[Chunk]
+    vectors: np.ndarray  # row i = chunks[i]
+    sentence_vectors: list[np.ndarray]  # one (sentences, dimension) matrix per chunk
+    embedded: int  # texts the model had to embed (cache misses)
+
+
+class Preparer(Protocol):
+    """Runs the batch steps over the files to (re)index."""
+
+    def prepare(self, sources: Sequence[SourceFile], progress: Progress) -> Prepared:
+        """Returns the files' documents, chunks and vectors in the order of `sources`."""
+        ...
+
+
+class LocalPreparer:
+    """Reads, chunks and embeds in this process (the embedded default)."""
+
+    def __init__(
+        self, embedder: Embedder, chunker: Chunker, limits: IndexLimits, batch: int = 64
+    ) -> None:
+        self.embedder = embedder
+        self.chunker = chunker
+        self.limits = limits
+        self.batch = batch
+
+    def prepare(self, sources: Sequence[SourceFile], progress: Progress) -> Prepared:
+        """Returns the files' documents, chunks and vectors in the order of `sources`."""
+        documents: list[Document] = []
+        skipped: list[tuple[SourceFile, str]] = []
+        for i, source in enumerate(sources):
+            progress("read", i, len(sources))
+            (loaded,) = read_documents([source], self.limits)
+            if isinstance(loaded, str):
+                skipped.append((source, loaded))
+            else:
+                documents.append(loaded)
+        progress("read", len(sources), len(sources))
+        chunks = chunk_documents(documents, self.chunker)
+        computed_before = getattr(self.embedder, "computed", 0)
+        vectors, sentence_vectors = embed_chunks(
+            chunks, self.embedder, self.batch, lambda done, total: progress("embed", done, total)
+        )
+        embedded = getattr(self.embedder, "computed", len(chunks)) - computed_before
+        return Prepared(documents, skipped, chunks, vectors, sentence_vectors, embedded)
+
+
 class Indexer:
     """Builds and updates the index of one corpus folder."""
 
@@ -85,6 +195,9 @@ class Indexer:
         chunker: Chunker,
         limits: IndexLimits | None = None,
         approximate_threshold: int = 200_000,
+        *,
+        milvus: MilvusConfig | None = None,
+        preparer: Preparer | None = None,
     ) -> None:
         # The embedder loads its model on first use, so a run with nothing to do stays fast.
         self.corpus_dir = corpus_dir
@@ -93,6 +206,8 @@ class Indexer:
         self.chunker = chunker
         self.limits = limits or IndexLimits()
         self.approximate_threshold = approximate_threshold
+        self.milvus = milvus  # None: the vectors go to FAISS files; else to this Milvus
+        self.preparer = preparer or LocalPreparer(embedder, chunker, self.limits)
 
     def run(self, *, rebuild: bool = False, progress: Progress | None = None) -> IndexReport:
         """Brings the index up to date with the corpus folder."""
@@ -116,18 +231,20 @@ class Indexer:
             previous = None
             if not full:
                 try:
-                    previous = IndexStore.load(self.index_dir)
+                    # The previous version's vectors are where its manifest says they were
+                    # written, even when this build writes elsewhere (a move to a cluster).
+                    reader = self.milvus.with_uri(None) if self.milvus else None
+                    previous = IndexStore.load(self.index_dir, milvus=reader)
                 except (IndexCorruptError, IndexMismatchError) as exc:
                     report.rebuild_reason = f"the previous index is unusable ({exc})"
                     full = True
             known = {} if full or old is None else old.documents
             known_skips = {} if full or old is None else old.skipped
 
-            fresh: list[Document] = []
             kept_ids: list[str] = []
             skipped_now: dict[str, dict[str, str]] = {}
-            for i, source in enumerate(files):
-                tick("read", i, len(files))
+            to_read: list[SourceFile] = []
+            for source in files:
                 entry = known.get(source.doc_id)
                 if entry and entry["hash"] == source.content_hash:
                     kept_ids.append(source.doc_id)
@@ -137,17 +254,29 @@ class Indexer:
                     report.skipped.append((source.doc_id, skip["reason"]))
                     skipped_now[source.doc_id] = skip
                     continue
-                document = self._load(source, report, skipped_now)
-                if document is not None:
-                    fresh.append(document)
-                    (report.changed if source.doc_id in known else report.added).append(source.doc_id)
-            tick("read", len(files), len(files))
+                to_read.append(source)
+            # Nothing to read: the embedder (and a Ray cluster) is not even started.
+            prepared = self.preparer.prepare(to_read, tick) if to_read else _nothing(self.embedder)
+            for source, reason in prepared.skipped:
+                report.skipped.append((source.doc_id, reason))
+                skipped_now[source.doc_id] = {"hash": source.content_hash, "reason": reason}
+                logger.warning("skipped %s: %s", source.doc_id, reason)
+            fresh = prepared.documents
+            for document in fresh:
+                (report.changed if document.id in known else report.added).append(document.id)
             present = {f.doc_id for f in files}
             report.removed = sorted(
                 d for d in known if d not in present or d in skipped_now
             )
             report.unchanged = len(kept_ids)
-            if not full and not fresh and not report.removed and skipped_now.keys() == known_skips.keys():
+            moved = old is not None and self._store_moved(old)
+            if (
+                not full
+                and not moved
+                and not fresh
+                and not report.removed
+                and skipped_now.keys() == known_skips.keys()
+            ):
                 report.documents = len(kept_ids)
                 report.chunks = old.chunks if old else 0
                 report.seconds = time.perf_counter() - started
@@ -160,11 +289,8 @@ class Indexer:
                 )
 
             embedder, chunker = self.embedder, self.chunker
-            computed_before = getattr(embedder, "computed", 0)
-            new_chunks: list[Chunk] = []
-            for document in fresh:
-                new_chunks.extend(chunker.chunk(document))
-            new_vectors, new_sentence_vectors = self._embed(embedder, new_chunks, tick)
+            new_chunks = prepared.chunks
+            new_vectors, new_sentence_vectors = prepared.vectors, prepared.sentence_vectors
 
             kept_docs, kept_chunks, kept_rows = self._carry_over(previous, kept_ids)
             chunks = kept_chunks + new_chunks
@@ -198,7 +324,7 @@ class Indexer:
             tick("write", 0, 1)
             folder = write_version(
                 self.index_dir, manifest, documents, chunks, vectors, sentence_vectors, keyword,
-                self.approximate_threshold,
+                self.approximate_threshold, self.milvus,
             )
             tick("write", 1, 1)
             if previous is not None:
@@ -207,7 +333,7 @@ class Indexer:
         report.chunks = len(chunks)
         report.written = True
         report.version = folder.name
-        report.embedded = getattr(embedder, "computed", len(new_chunks)) - computed_before
+        report.embedded = prepared.embedded
         report.seconds = time.perf_counter() - started
         return report
 
@@ -224,40 +350,13 @@ class Indexer:
             return f"the chunker settings changed ({', '.join(changed)})"
         return ""
 
-    def _load(
-        self, source: SourceFile, report: IndexReport, skipped: dict[str, dict[str, str]]
-    ) -> Document | None:
-        try:
-            return load_document(
-                source,
-                max_file_mb=self.limits.max_file_mb,
-                pdf_timeout_s=self.limits.pdf_timeout_s,
-                pdf_memory_mb=self.limits.pdf_memory_mb,
-            )
-        except CorpusError as exc:
-            report.skipped.append((source.doc_id, str(exc)))
-            skipped[source.doc_id] = {"hash": source.content_hash, "reason": str(exc)}
-            logger.warning("skipped %s: %s", source.doc_id, exc)
-            return None
-
-    def _embed(
-        self, embedder: Embedder, chunks: Sequence[Chunk], tick: Progress
-    ) -> tuple[np.ndarray, list[np.ndarray]]:
-        vectors = []
-        sentence_vectors: list[np.ndarray] = []
-        batch = 64
-        for i in range(0, len(chunks), batch):
-            tick("embed", i, len(chunks))
-            part = chunks[i : i + batch]
-            texts = [embedding_text(c) for c in part]
-            spans = [sentence_spans(c) for c in part]
-            chunk_vectors, span_vectors = embedder.embed_spans(texts, spans)
-            vectors.append(chunk_vectors)
-            sentence_vectors.extend(span_vectors)
-        tick("embed", len(chunks), len(chunks))
-        if not vectors:
-            return np.zeros((0, embedder.dimension), dtype=np.float32), []
-        return np.vstack(vectors), sentence_vectors
+    def _store_moved(self, old: Manifest) -> bool:
+        # A switch of vector engine (or of Milvus server) rewrites the index without
+        # re-embedding: the vectors are carried over from the previous engine.
+        if self.milvus is None:
+            return old.engine != "faiss"
+        uri = self.milvus.uri or default_uri(self.index_dir)
+        return old.engine != "milvus" or uri != old.milvus_uri
 
     @staticmethod
     def _carry_over(
@@ -274,3 +373,7 @@ class Indexer:
                 chunks.append(chunk)
                 rows.append(row)
         return documents, chunks, rows
+
+
+def _nothing(embedder: Embedder) -> Prepared:
+    return Prepared([], [], [], np.zeros((0, embedder.dimension), dtype=np.float32), [], 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 from collections.abc import Iterator, Sequence
@@ -12,11 +13,27 @@ import numpy as np
 import pytest
 
 from assistant.config import Settings
-from assistant.embedding import SentenceTransformerEmbedder
+from assistant.embedding import Embedder, make_embedder
 from assistant.pipeline import Assistant
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
+# The vector store every Settings of the run uses: `ASSISTANT_STORE=milvus pytest ...` runs the
+# same tests on Milvus (Lite, unless ASSISTANT_MILVUS_URI names another Milvus).
+STORE = os.environ.get("ASSISTANT_STORE", "faiss")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def vector_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """On the Milvus store, a Milvus Lite server shared by this process and the CLI's."""
+    if STORE != "milvus" or os.environ.get("ASSISTANT_MILVUS_URI"):
+        yield STORE
+        return
+    from tests.milvus_server import lite_server
+
+    with lite_server(tmp_path_factory.mktemp("milvus") / "data") as uri, pytest.MonkeyPatch.context() as env:
+        env.setenv("ASSISTANT_MILVUS_URI", uri)  # children (the CLI) inherit it
+        yield STORE
 
 
 class CountingEmbedder:
@@ -69,15 +86,20 @@ class FakeEmbedder:
 
 
 @pytest.fixture(scope="session")
-def real_embedder() -> SentenceTransformerEmbedder:
-    """all-MiniLM-L6-v2 from its PyPI package, loaded once for the whole session."""
-    embedder = SentenceTransformerEmbedder("all-MiniLM-L6-v2")
+def real_embedder() -> Embedder:
+    """The configured embedder (by default all-MiniLM-L6-v2 on ONNX Runtime, int8), loaded once.
+
+    It is the embedder the CLI and the server the tests start use too, so an index built here
+    loads there; `ASSISTANT_EMBEDDING_BACKEND=torch pytest` runs everything on torch.
+    """
+    settings = Settings()
+    embedder = make_embedder(settings.model, settings.embedding_backend, settings.model_cache_dir)
     embedder.embed(["warm up"])
     return embedder
 
 
 @pytest.fixture(scope="session")
-def built_index(tmp_path_factory: pytest.TempPathFactory, real_embedder: SentenceTransformerEmbedder) -> Path:
+def built_index(tmp_path_factory: pytest.TempPathFactory, real_embedder: Embedder) -> Path:
     """The real corpus indexed with the real model, once per session."""
     index_dir = tmp_path_factory.mktemp("index")
     settings = Settings(corpus_dir=CORPUS, index_dir=index_dir, data_dir=index_dir / "data")
@@ -86,7 +108,7 @@ def built_index(tmp_path_factory: pytest.TempPathFactory, real_embedder: Sentenc
 
 
 @pytest.fixture(scope="session")
-def assistant(built_index: Path, real_embedder: SentenceTransformerEmbedder) -> Assistant:
+def assistant(built_index: Path, real_embedder: Embedder) -> Assistant:
     """An assistant answering from the session's real index."""
     settings = Settings(corpus_dir=CORPUS, index_dir=built_index, data_dir=built_index / "data")
     return Assistant(settings, embedder=real_embedder)

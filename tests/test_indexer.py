@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from assistant.config import Settings
-from assistant.embedding import SentenceTransformerEmbedder
+from assistant.embedding import Embedder
 from assistant.errors import CorpusError, IndexCorruptError, IndexNotFoundError, IndexWriteError
 from assistant.pipeline import Assistant
 from assistant.store import IndexStore, current_version
@@ -15,7 +15,7 @@ from tests.conftest import CountingEmbedder, FakeEmbedder, assert_citations_exac
 
 @pytest.mark.slow
 def test_reindex_embeds_only_what_changed_and_forgets_deleted_documents(
-    fake_settings: Settings, real_embedder: SentenceTransformerEmbedder
+    fake_settings: Settings, real_embedder: Embedder
 ) -> None:
     counting = CountingEmbedder(real_embedder)
     assistant = Assistant(fake_settings, embedder=counting)
@@ -58,7 +58,7 @@ def test_reindex_embeds_only_what_changed_and_forgets_deleted_documents(
 
 @pytest.mark.slow
 def test_bad_files_are_skipped_and_everything_else_stays_answerable(
-    fake_settings: Settings, real_embedder: SentenceTransformerEmbedder
+    fake_settings: Settings, real_embedder: Embedder
 ) -> None:
     corpus = fake_settings.corpus_dir
     pdf_factory.write(corpus / "broken.pdf", pdf_factory.corrupt_pdf())

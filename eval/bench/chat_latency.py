@@ -14,19 +14,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
-import threading
-import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from pathlib import Path
 
-import httpx
-
+# The server, client and timing helpers are shared with `assistant bench`.
+from assistant.benchmark import (
+    free_port,
+    http_chat_caller,
+    percentile,
+    run_concurrently,
+    start_server,
+)
 from assistant.config import Settings
 from assistant.pipeline import Assistant
 
@@ -40,77 +40,6 @@ QUESTIONS = [
     "What is the capital of Peru?",
     "Who organised the Florence workshop?",
 ]
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Returns the q-th percentile (0-100) by linear interpolation."""
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def run_concurrently(
-    call: Callable[[str], None], questions: Sequence[str], requests: int, concurrency: int
-) -> tuple[list[float], float]:
-    """Runs `call` over the questions from several threads -> latencies (ms) and wall time (s)."""
-
-    def timed(i: int) -> float:
-        started = time.perf_counter()
-        call(questions[i % len(questions)])
-        return (time.perf_counter() - started) * 1000
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        latencies = list(pool.map(timed, range(requests)))
-    return latencies, time.perf_counter() - started
-
-
-def free_port() -> int:
-    """Returns a loopback port that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server(
-    index_dir: Path, corpus_dir: Path, data_dir: Path, port: int
-) -> subprocess.Popen[bytes]:
-    """Starts `assistant serve` and waits until /readyz says the index is loaded."""
-    env = {**os.environ, "ASSISTANT_DATA_DIR": str(data_dir), "ASSISTANT_API_KEYS": ""}
-    command = [
-        sys.executable,
-        "-m",
-        "assistant.cli",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--index",
-        str(index_dir),
-        "--corpus",
-        str(corpus_dir),
-    ]
-    log = data_dir / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = log.read_text(errors="replace").strip().splitlines()[-5:]
-            raise SystemExit(
-                f"the server exited with code {process.returncode}:\n" + "\n".join(tail)
-            )
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    process.terminate()
-    raise SystemExit("the server did not become ready within 300 s")
 
 
 def load_questions(gold: Path | None) -> list[str]:
@@ -161,17 +90,7 @@ def main() -> None:
         port = free_port()
         server = start_server(settings.index_dir, settings.corpus_dir, Path(data_dir), port)
         try:
-            local = threading.local()
-
-            def over_http(question: str) -> None:
-                client = getattr(local, "client", None)
-                if client is None:
-                    client = local.client = httpx.Client(
-                        base_url=f"http://127.0.0.1:{port}", timeout=120
-                    )
-                response = client.post("/api/chat", json={"message": question})
-                response.raise_for_status()
-
+            over_http = http_chat_caller(port)
             run_concurrently(over_http, questions, len(questions) * 2, args.concurrency)  # warm-up
             http, http_seconds = run_concurrently(
                 over_http, questions, args.requests, args.concurrency

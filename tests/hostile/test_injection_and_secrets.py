@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from assistant.config import Settings
-from assistant.embedding import SentenceTransformerEmbedder
+from assistant.embedding import Embedder
 from assistant.pipeline import Assistant
 from assistant.service.app import create_app
 
@@ -21,7 +21,7 @@ INJECTION = (
 
 @pytest.mark.slow
 def test_an_injected_document_cannot_change_extractive_answers(
-    fake_settings: Settings, real_embedder: SentenceTransformerEmbedder, assistant: Assistant
+    fake_settings: Settings, real_embedder: Embedder, assistant: Assistant
 ) -> None:
     (fake_settings.corpus_dir / "memo.txt").write_text(INJECTION, encoding="utf-8")
     poisoned = Assistant(fake_settings, embedder=real_embedder)

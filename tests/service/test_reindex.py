@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from assistant.config import Settings
-from assistant.embedding import SentenceTransformerEmbedder
+from assistant.embedding import Embedder
 from assistant.pipeline import Assistant
 from assistant.service.app import create_app
 from tests.service.conftest import API_KEY, live_server
@@ -36,7 +36,7 @@ QUESTIONS = [
 
 @pytest.fixture
 def own_index(
-    corpus_copy: Path, index_copy: Path, tmp_path: Path, real_embedder: SentenceTransformerEmbedder
+    corpus_copy: Path, index_copy: Path, tmp_path: Path, real_embedder: Embedder
 ) -> Iterator[tuple[Assistant, Settings]]:
     """An assistant over a writable corpus copy and its own copy of the index."""
     settings = Settings(

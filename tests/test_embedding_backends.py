@@ -1,0 +1,114 @@
+"""The ONNX Runtime embedder against sentence-transformers on torch: same vectors, same contract."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assistant.embedding import (
+    OnnxEmbedder,
+    SentenceTransformerEmbedder,
+    make_embedder,
+    onnx_model_path,
+)
+from assistant.errors import ConfigError
+
+TEXTS = [
+    "Which partners hold a Gold label?",
+    "From 2013, Plastipolis has awarded the Gold label, the highest European award in cluster "
+    "performance evaluation. microTEC Südwest has been awarded with the gold label too.",
+    "Clúster Digital de Catalunya has 120 members.",
+    "x",
+]
+SPANS = [[(0, 33)], [(0, 110), (111, 170)], [(0, 20), (21, 45)], [(0, 1)]]
+
+
+@pytest.fixture(scope="module")
+def torch_embedder() -> SentenceTransformerEmbedder:
+    """The reference: sentence-transformers on torch."""
+    return SentenceTransformerEmbedder("all-MiniLM-L6-v2")
+
+
+@pytest.fixture(scope="module")
+def onnx_embedder() -> OnnxEmbedder:
+    """The fp32 ONNX embedder (exports the model to the cache once per machine)."""
+    return OnnxEmbedder("all-MiniLM-L6-v2")
+
+
+def test_onnx_fp32_vectors_equal_torch(
+    onnx_embedder: OnnxEmbedder, torch_embedder: SentenceTransformerEmbedder
+) -> None:
+    ours, ours_spans = onnx_embedder.embed_spans(TEXTS, SPANS)
+    torch_vectors, torch_spans = torch_embedder.embed_spans(TEXTS, SPANS)
+    # Same graph and weights, another runtime: float32 rounding differs by about 1e-7.
+    assert np.abs(ours - torch_vectors).max() < 1e-5
+    for mine, theirs in zip(ours_spans, torch_spans, strict=True):
+        assert mine.shape == theirs.shape
+        assert np.abs(mine - theirs).max() < 1e-5
+    assert np.abs(onnx_embedder.embed(TEXTS) - torch_embedder.embed(TEXTS)).max() < 1e-5
+
+
+def test_onnx_batches_of_mixed_lengths_match_one_by_one(onnx_embedder: OnnxEmbedder) -> None:
+    # Padding inside a batch must not leak into the pooled vectors.
+    together = OnnxEmbedder("all-MiniLM-L6-v2", batch_size=8).embed(TEXTS)
+    alone = np.vstack([onnx_embedder.embed([t]) for t in TEXTS])
+    assert np.abs(together - alone).max() < 1e-5
+    assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
+
+
+def test_onnx_embedder_refuses_to_truncate(onnx_embedder: OnnxEmbedder) -> None:
+    long_text = "word " * 400
+    assert not onnx_embedder.fits(long_text)
+    with pytest.raises(ValueError, match="window"):
+        onnx_embedder.embed([long_text])
+    assert onnx_embedder.embed([]).shape == (0, onnx_embedder.dimension)
+
+
+def test_int8_drifts_but_stays_close(
+    onnx_embedder: OnnxEmbedder, torch_embedder: SentenceTransformerEmbedder
+) -> None:
+    int8 = OnnxEmbedder("all-MiniLM-L6-v2", quantized=True)
+    cosine = (int8.embed(TEXTS) * torch_embedder.embed(TEXTS)).sum(axis=1)
+    # Dynamic int8 is an approximation: close, but measurably not equal (see the README).
+    assert cosine.min() > 0.85
+    assert cosine.mean() < 0.9999
+
+
+def test_int8_gives_a_text_the_same_vector_whatever_it_is_embedded_with() -> None:
+    # In a batch, int8's per-tensor activation scale would let neighbours move a vector
+    # (reindexing or Ray would then store other vectors than a full single-process build).
+    int8 = OnnxEmbedder("all-MiniLM-L6-v2", quantized=True)
+    together = int8.embed(TEXTS)
+    alone = np.vstack([int8.embed([t]) for t in TEXTS])
+    assert np.array_equal(together, alone)
+    batched = OnnxEmbedder("all-MiniLM-L6-v2", quantized=True, batch_size=8).embed(TEXTS)
+    assert np.abs(batched - alone).max() > 1e-4  # why the default is one text at a time
+
+
+def test_backend_is_part_of_the_model_id(onnx_embedder: OnnxEmbedder) -> None:
+    assert onnx_embedder.model_id == "all-MiniLM-L6-v2@onnx"
+    assert make_embedder("all-MiniLM-L6-v2", "onnx-int8").model_id == "all-MiniLM-L6-v2@onnx-int8"
+    assert isinstance(make_embedder("all-MiniLM-L6-v2", "torch"), SentenceTransformerEmbedder)
+    with pytest.raises(ConfigError, match="backend"):
+        make_embedder("all-MiniLM-L6-v2", "tensorrt")
+
+
+def test_export_is_cached(onnx_embedder: OnnxEmbedder) -> None:
+    onnx_embedder.embed(["load"])
+    path = onnx_model_path(onnx_embedder.model_dir, onnx_embedder.cache_dir)
+    before = path.stat().st_mtime_ns
+    assert onnx_model_path(onnx_embedder.model_dir, onnx_embedder.cache_dir) == path
+    assert path.stat().st_mtime_ns == before
+
+
+def test_default_settings_use_onnx_int8(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from assistant.config import Settings
+
+    monkeypatch.delenv("ASSISTANT_EMBEDDING_BACKEND", raising=False)
+    from assistant.pipeline import Assistant
+
+    assistant = Assistant(Settings(index_dir=tmp_path / "index", data_dir=tmp_path / "data"))
+    assert isinstance(assistant.embedder, OnnxEmbedder)
+    assert assistant.embedder.model_id == "all-MiniLM-L6-v2@onnx-int8"
