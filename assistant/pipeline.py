@@ -18,14 +18,16 @@ from pathlib import Path
 
 from assistant.answering import Answerer
 from assistant.answering.extractive import ExtractiveAnswerer
+from assistant.answering.llm import LLMAnswerer, StreamingAnswerer
 from assistant.chunking import Chunker
 from assistant.config import Settings
 from assistant.conversation import standalone_question
-from assistant.embedding import CachedEmbedder, EmbeddingCache, Embedder, SentenceTransformerEmbedder
+from assistant.embedding import CachedEmbedder, EmbeddingCache, Embedder, make_embedder
 from assistant.errors import QuestionError
 from assistant.keyword_index import analyze
 from assistant.indexer import IndexLimits, Indexer, IndexReport, Progress
-from assistant.records import Answer, Turn
+from assistant.milvus_store import MilvusConfig
+from assistant.records import Answer, Hit, Turn
 from assistant.retrieval import FusionWeights, Retriever
 from assistant.store import CACHE_FILE, IndexStore, current_version
 
@@ -50,7 +52,9 @@ class Assistant:
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
-        self.embedder: Embedder = embedder or SentenceTransformerEmbedder(settings.model)
+        self.embedder: Embedder = embedder or make_embedder(
+            settings.model, settings.embedding_backend, settings.model_cache_dir
+        )
         self._engine: Engine | None = None
         self._lock = threading.Lock()
 
@@ -71,18 +75,40 @@ class Assistant:
         corpus_dir: Path | None = None,
         rebuild: bool = False,
         progress: Progress | None = None,
+        ray: str | None = None,
     ) -> IndexReport:
-        """Brings the index up to date with the corpus, then serves from the new index."""
+        """Brings the index up to date with the corpus, then serves from the new index.
+
+        `ray`: None indexes in this process; a Ray address ("" for a local Ray instance)
+        reads, chunks and embeds the new documents with Ray Data on that cluster.
+        """
         s = self.settings
         cache = EmbeddingCache(s.index_dir / CACHE_FILE)
         try:
+            embedder = CachedEmbedder(self.embedder, cache)
+            chunker = self.chunker()
+            limits = IndexLimits(s.max_file_mb, s.pdf_timeout_s, s.pdf_memory_mb)
+            preparer = None
+            if ray is not None:
+                from assistant.distributed import RayPreparer
+
+                preparer = RayPreparer(
+                    ray,
+                    self.embedder,
+                    chunker,
+                    limits,
+                    batch_size=s.ray_batch_size,
+                    actors=s.ray_actors,
+                )
             indexer = Indexer(
                 corpus_dir or s.corpus_dir,
                 s.index_dir,
-                CachedEmbedder(self.embedder, cache),
-                self.chunker(),
-                IndexLimits(s.max_file_mb, s.pdf_timeout_s, s.pdf_memory_mb),
+                embedder,
+                chunker,
+                limits,
                 s.approximate_threshold,
+                milvus=self.milvus_config() if s.store == "milvus" else None,
+                preparer=preparer,
             )
             report = indexer.run(rebuild=rebuild, progress=progress)
         finally:
@@ -90,6 +116,19 @@ class Assistant:
         if report.written:
             self.reload()
         return report
+
+    def milvus_config(self) -> MilvusConfig:
+        """Returns how to reach Milvus, from the settings (used when an index lives there)."""
+        s = self.settings
+        return MilvusConfig(
+            uri=s.milvus_uri,
+            token=s.milvus_token.get_secret_value(),
+            collection=s.milvus_collection,
+            index=s.milvus_index,
+            shards=s.milvus_shards,
+            replicas=s.milvus_replicas,
+            consistency=s.milvus_consistency,
+        )
 
     def has_index(self) -> bool:
         """Tells whether an index exists in the configured folder."""
@@ -115,10 +154,24 @@ class Assistant:
 
     def _load_engine(self) -> Engine:
         s = self.settings
-        store = IndexStore.load(s.index_dir, model=self.embedder.model_id)
+        store = IndexStore.load(
+            s.index_dir, model=self.embedder.model_id, milvus=self.milvus_config()
+        )
         weights = FusionWeights(s.keyword_weight, s.vector_weight, s.sentence_weight)
         retriever = Retriever(store, self.embedder, weights=weights)
-        answerer = ExtractiveAnswerer(idf=store.keyword.idf, similar=store.keyword.similar_terms)
+        answerer: Answerer = ExtractiveAnswerer(
+            idf=store.keyword.idf,
+            similar=store.keyword.similar_terms,
+            knows_name=store.keyword.knows_name,
+        )
+        if s.answerer == "llm":
+            answerer = LLMAnswerer(
+                s.llm_model,
+                fallback=answerer,
+                base_url=s.llm_base_url,
+                api_key=s.llm_api_key,
+                timeout_s=s.llm_timeout_s,
+            )
         return Engine(store, retriever, answerer)
 
     def reload(self) -> None:
@@ -143,35 +196,68 @@ class Assistant:
         """Answers a question (a follow-up of `history` if given) from the index."""
         started = time.perf_counter()
         text = self.check_question(question)
-        depth = k or self.settings.k
         # One consistent view: a reload during this call must not mix two indexes.
         engine = self.engine
-        standalone = standalone_question(text, history, rarity=engine.rarity)
-        hits = engine.retriever.search(standalone, depth)
+        standalone, hits = self._retrieve(engine, text, history, k)
         retrieved = time.perf_counter()
         answer = engine.answerer.answer(standalone, hits, history)
-        done = time.perf_counter()
-        return Answer(
-            question=text,
-            text=answer.text,
-            citations=answer.citations,
-            abstained=answer.abstained,
-            hits=tuple(hits),
-            standalone_question=standalone,
-            timings_ms={
-                "retrieval": (retrieved - started) * 1000,
-                "answer": (done - retrieved) * 1000,
-                "total": (done - started) * 1000,
-            },
-            answerer=answer.answerer,
-            confidence=answer.confidence,
-        )
+        return _completed(answer, text, standalone, hits, started, retrieved)
 
     def stream(self, question: str, history: Sequence[Turn] = (), k: int | None = None) -> Iterator[str | Answer]:
-        """Yields the answer text in pieces as it is produced, then the finished Answer."""
-        answer = self.ask(question, history, k)
-        yield from text_pieces(answer.text)
-        yield answer
+        """Yields the answer text in pieces as it is produced, then the finished Answer.
+
+        An answerer that streams (the LLM one) yields its text as it is written; its final
+        Answer's text is authoritative. Otherwise the finished answer is cut into pieces.
+        """
+        started = time.perf_counter()
+        text = self.check_question(question)
+        engine = self.engine
+        if not isinstance(engine.answerer, StreamingAnswerer):
+            answer = self.ask(question, history, k)
+            yield from text_pieces(answer.text)
+            yield answer
+            return
+        standalone, hits = self._retrieve(engine, text, history, k)
+        retrieved = time.perf_counter()
+        for piece in engine.answerer.stream(standalone, hits, history):
+            if isinstance(piece, Answer):
+                yield _completed(piece, text, standalone, hits, started, retrieved)
+            else:
+                yield piece
+
+    def _retrieve(
+        self, engine: Engine, text: str, history: Sequence[Turn], k: int | None
+    ) -> tuple[str, list[Hit]]:
+        """Returns the question as searched (follow-ups rewritten) and its hits."""
+        standalone = standalone_question(text, history, rarity=engine.rarity)
+        return standalone, engine.retriever.search(standalone, k or self.settings.k)
+
+
+def _completed(
+    answer: Answer,
+    text: str,
+    standalone: str,
+    hits: Sequence[Hit],
+    started: float,
+    retrieved: float,
+) -> Answer:
+    """Returns the answerer's answer as the assistant gives it: the question asked, timings."""
+    done = time.perf_counter()
+    return Answer(
+        question=text,
+        text=answer.text,
+        citations=answer.citations,
+        abstained=answer.abstained,
+        hits=tuple(hits),
+        standalone_question=standalone,
+        timings_ms={
+            "retrieval": (retrieved - started) * 1000,
+            "answer": (done - retrieved) * 1000,
+            "total": (done - started) * 1000,
+        },
+        answerer=answer.answerer,
+        confidence=answer.confidence,
+    )
 
 
 def text_pieces(text: str, words: int = 4) -> Iterator[str]:

@@ -94,7 +94,9 @@ STREAM_EVENTS = """Events, in this order (each `data` is JSON):
 
 - `delta`: `{"text": "..."}`, a piece of the answer text; concatenated they are the answer.
 - `citations`: `{"citations": [...]}`, the citations the [n] markers point at.
-- `done`: `{"conversation_id", "answer_id", "turn", "abstained"}`; the answer is stored.
+- `done`: `{"conversation_id", "answer_id", "turn", "abstained", "answer"}`; the answer is
+  stored. `answer` is the final text, authoritative: it differs from the deltas only when a
+  generated answer broke off midway and the answer from the documents replaced it.
 - `error`: `{"status", "detail"}` instead of `citations` and `done` when answering fails
   after the stream started; nothing is stored.
 """
@@ -131,6 +133,7 @@ def chat_stream(asked: Input, context: Context) -> Iterator[ServerSentEvent]:
             "answer_id": saved.answer_id,
             "turn": saved.turn,
             "abstained": answer.abstained,
+            "answer": answer.text,
         },
     )
 

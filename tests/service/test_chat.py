@@ -100,6 +100,7 @@ def test_stream_sends_deltas_then_citations_then_done(server: LiveServer) -> Non
         assert "Plastipolis" in text and citations
         assert all(f"[{c['n']}]" in text for c in citations)
         assert done["abstained"] is False
+        assert done["answer"] == text  # the final text, the same as the deltas here
 
         # The streamed answer is stored like any other, and a follow-up can continue it.
         stored = client.get(f"/api/conversations/{done['conversation_id']}").json()

@@ -1314,6 +1314,12 @@
         view.citations = payload.citations || [];
       } else if (name === "done") {
         done = payload;
+        // The final text is authoritative: a generated answer that broke off midway was
+        // replaced by the answer from the documents, whose citations are the ones sent.
+        if (typeof payload.answer === "string" && payload.answer !== view.text) {
+          view.text = payload.answer;
+          frame ||= requestAnimationFrame(paint);
+        }
       } else if (name === "error") {
         failure = new ServiceError("http", payload.status, payload.detail);
       }
