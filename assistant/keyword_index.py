@@ -19,7 +19,7 @@ import json
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -46,10 +46,25 @@ def _stemmer() -> Stemmer.Stemmer:
     return Stemmer.Stemmer("english")
 
 
+class _Unaccent(dict[int, str | None]):
+    """A str.translate table that drops combining marks, filled as characters are first seen."""
+
+    def __missing__(self, code: int) -> str | None:
+        char = chr(code)
+        value = None if unicodedata.combining(char) else char
+        self[code] = value
+        return value
+
+
+_UNACCENT = _Unaccent()
+
+
 def fold(text: str) -> str:
     """Lower-cases and strips accents: "Clúster Südwest" -> "cluster sudwest"."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+    lowered = text.lower()
+    if lowered.isascii():  # most text: nothing to decompose (and this runs on every query)
+        return lowered
+    return unicodedata.normalize("NFKD", lowered).translate(_UNACCENT)
 
 
 def words(text: str) -> list[str]:
@@ -82,6 +97,21 @@ def with_phrases(terms: Sequence[str]) -> list[str]:
 def index_terms(text: str) -> list[str]:
     """Returns what the keyword index stores for a text: its terms and their phrases."""
     return with_phrases(analyze(text))
+
+
+def _one_edit_away(word: str) -> Iterator[str]:
+    """Yields the strings one deletion, transposition, substitution or insertion from a word."""
+    letters = set("abcdefghijklmnopqrstuvwxyz") | set(word)
+    for i in range(len(word) + 1):
+        head, tail = word[:i], word[i:]
+        if tail:
+            yield head + tail[1:]
+            if len(tail) > 1:
+                yield head + tail[1] + tail[0] + tail[2:]
+            for c in letters:
+                yield head + c + tail[1:]
+        for c in letters:
+            yield head + c + tail
 
 
 class KeywordIndex:
@@ -168,6 +198,29 @@ class KeywordIndex:
             return float(np.log1p((self.size - 1 + 0.5) / 1.5))
         return float(self.idf_values[column])
 
+    def knows_name(self, name: str) -> bool:
+        """Tells whether the indexed chunks may mention a name ("FIFA World Cup": no).
+
+        Known: one of its adjacent word pairs is an indexed phrase ("Smart Industri" for
+        "Smart Industri project"), or at least half of its words are known. A word is known
+        when it is indexed, one typo away from an indexed word ("Primier"), or shares its start
+        or end with one (another language's form: "Australian" in "australiensisk", "Facebook"
+        in "Facebooksida"). Numbers are not checked; a name of nothing else counts as known.
+        """
+        terms = [t for t in analyze(name) if not any(c.isdigit() for c in t)]
+        if not terms:
+            return True
+        if any(f"{a} {b}" in self.vocabulary for a, b in zip(terms, terms[1:], strict=False)):
+            return True
+        # Most of its words known: a name the documents may word differently ("Western Europe").
+        return 2 * sum(self._knows_word(t) for t in terms) >= len(terms)
+
+    def _knows_word(self, term: str) -> bool:
+        """An indexed word, one a typo away from it ("primier"), or one sharing its start or end."""
+        if term in self.vocabulary or self.similar_terms(term, limit=1):
+            return True
+        return len(term) >= 4 and any(v in self.vocabulary for v in _one_edit_away(term))
+
     def scores(self, terms: Sequence[str] | dict[str, float]) -> np.ndarray:
         """Returns the BM25 score of every chunk for the query terms (optionally weighted)."""
         weighted: dict[int, float] = {}
@@ -249,7 +302,8 @@ class KeywordIndex:
     def load(cls, folder: Path) -> KeywordIndex:
         """Reads an index written by `save`."""
         meta = json.loads((folder / "keyword.json").read_text(encoding="utf-8"))
-        with np.load(folder / "keyword.npz") as arrays:
+        # Open the file ourselves: np.load leaks its handle when the archive is damaged.
+        with open(folder / "keyword.npz", "rb") as handle, np.load(handle) as arrays:
             shape = tuple(int(x) for x in arrays["shape"])
             tf = sparse.csr_matrix(
                 (arrays["data"], arrays["indices"], arrays["indptr"]), shape=shape

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.keyword_index import KeywordIndex, analyze, fold, words
+from assistant.keyword_index import KeywordIndex, analyze, fold, with_phrases, words
 
 
 def test_analysis_folds_accents_stems_and_joins_hyphenated_names() -> None:
@@ -42,3 +42,22 @@ def test_empty_query_scores_nothing() -> None:
     index = KeywordIndex.build([analyze("some words")])
     rows, _ = index.search([], 5)
     assert rows.size == 0
+
+
+def test_names_are_known_by_phrase_most_words_typos_and_other_forms() -> None:
+    texts = [
+        "Smart Industri Norra Mellansverige is financed by the regions.",
+        "The Premier League sold its rights; a australiensisk klusterexpert spoke.",
+        "Western regions of Europe and the north.",
+    ]
+    index = KeywordIndex.build([with_phrases(analyze(t)) for t in texts])
+    for name in (
+        "Smart Industri project",  # an indexed phrase
+        "Western Europe",  # every word indexed, though never together
+        "Primier League",  # a typo
+        "Australian",  # another language's form of the word
+        "2026",  # numbers are not checked
+    ):
+        assert index.knows_name(name), name
+    for name in ("FIFA World Cup", "Nordic Robotics Prize 2026", "Minalogic"):
+        assert not index.knows_name(name), name

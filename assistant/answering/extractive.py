@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from assistant.answering.citations import cite
@@ -120,16 +120,31 @@ class ExtractiveAnswerer:
 
     name = "extractive"
 
-    def __init__(self, settings: ExtractiveSettings | None = None, idf: object | None = None, similar: object | None = None) -> None:
+    def __init__(
+        self,
+        settings: ExtractiveSettings | None = None,
+        idf: Callable[[str], float] | None = None,
+        similar: Callable[[str], list[str]] | None = None,
+        knows_name: Callable[[str], bool] | None = None,
+    ) -> None:
         self.settings = settings or ExtractiveSettings()
-        # term -> inverse document frequency, and term -> similar indexed words (the keyword
-        # index's), when an index is attached.
+        # The keyword index's term -> inverse document frequency, term -> similar indexed
+        # words and name -> whether any document may mention it, when an index is attached.
         self._idf = idf
         self._similar = similar
+        self._knows_name = knows_name
 
     def answer(self, question: str, hits: Sequence[Hit], history: Sequence[Turn] = ()) -> Answer:
         """Returns a grounded answer, or an abstention when the hits do not answer it."""
         q = profile(question)
+        unknown = [n for n in q.names if self._knows_name and not self._knows_name(n)]
+        if unknown:
+            # A question about something no document mentions ("the FIFA World Cup") has no
+            # answer here, however well some sentence matches its other words.
+            return Answer(
+                question=question, text=f"{NOT_FOUND} They never mention {_join_names(unknown)}.",
+                citations=(), abstained=True, hits=tuple(hits), confidence=0.0,
+            )
         candidates = self.candidates(q, hits)
         confidence = self.answerability(candidates[0]) if candidates else 0.0
         if confidence < self.settings.threshold:

@@ -29,7 +29,7 @@ def test_gold_label_partners_are_named_each_with_the_sentence_that_says_so(assis
     # The microTEC sentence says only "This cluster": the answer still names microTEC Südwest.
     micro = by_name["microTEC Südwest"]
     assert micro.quote.startswith("This cluster")
-    assert f"microTEC Südwest: This cluster" in answer.text
+    assert "microTEC Südwest: This cluster" in answer.text
     assert micro.section == "A.3.3.3.1. microTEC Südwest"
     # No Silver or Bronze holder slips in.
     assert "Cluj" not in answer.text and "Bronze" not in answer.text
@@ -107,3 +107,16 @@ def test_renumber_drops_markers_that_point_to_nothing() -> None:
     assert text == "B is true [1]. A too [2]. Unknown."
     assert [c.n for c in kept] == [1, 2]
     assert markers(text) == [1, 2]
+
+
+def test_a_question_about_a_name_no_document_mentions_abstains_and_says_so(
+    assistant: Assistant,
+) -> None:
+    # "awarded" and "prize" pull in a sentence about an award: without the name check the
+    # answer would be that unrelated award.
+    answer = assistant.ask("Which company was awarded the Nordic Robotics Prize 2026?")
+    assert answer.abstained and answer.citations == ()
+    assert answer.text == f"{NOT_FOUND} They never mention Nordic Robotics Prize."
+    # A misspelt name the documents do hold is not taken for an unknown one.
+    typo = assistant.ask("Which partners hold a Gold label in Frence?")
+    assert "never mention" not in typo.text
