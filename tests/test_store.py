@@ -16,7 +16,7 @@ def test_a_dropped_store_closes_the_connections_of_every_thread(fake_settings: S
     Assistant(fake_settings, embedder=FakeEmbedder()).index()
     store = IndexStore.load(fake_settings.index_dir)
     store.chunk(0)
-    worker = threading.Thread(target=lambda: store.chunk(1))
+    worker = threading.Thread(target=store.chunk, args=(1,))  # run() drops its target
     worker.start()
     worker.join()
     connections = list(store._connections)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import http.server
 import os
+import tempfile
 import socket
 import threading
 import time
@@ -42,7 +43,11 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+# The README's screenshots: `ASSISTANT_SCREENSHOTS=docs/screenshots pytest tests/browser` refreshes
+# them; other runs keep theirs out of the working tree.
+SCREENSHOTS = Path(
+    os.environ.get("ASSISTANT_SCREENSHOTS") or Path(tempfile.gettempdir()) / "assistant-screenshots"
+)
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 WIDGET = "assistant-widget"  # the widget's host element; Playwright's CSS pierces its shadow root
@@ -173,9 +178,13 @@ def host_site() -> Iterator[HostSite]:
         thread.join(10)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
-    """Headless Debian Chromium, launched once per session."""
+    """Headless Debian Chromium, launched once for the browser tests.
+
+    Not once per session: Playwright's sync API keeps an asyncio loop running in this thread
+    until it stops, and the async tests that run later need the thread without one.
+    """
     if not CHROMIUM.exists():
         pytest.skip(f"no Chromium at {CHROMIUM}: run `make browser` or set ASSISTANT_CHROMIUM")
     with sync_playwright() as playwright:
