@@ -175,15 +175,11 @@ class ChildRun:
     output: str
 
 
-def run_child(
-    args: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None
-) -> ChildRun:
+def run_child(args: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> ChildRun:
     """Runs a command, measuring its wall time and its own peak memory (wait4's rusage)."""
     with tempfile.TemporaryFile() as output:
         started = time.perf_counter()
-        process = subprocess.Popen(
-            list(args), stdout=output, stderr=subprocess.STDOUT, env=env, cwd=cwd
-        )
+        process = subprocess.Popen(list(args), stdout=output, stderr=subprocess.STDOUT, env=env, cwd=cwd)
         _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
@@ -238,9 +234,7 @@ def start_server(
     while time.monotonic() < deadline:
         if process.poll() is not None:
             tail = log.read_text(errors="replace").strip().splitlines()[-5:]
-            raise RuntimeError(
-                f"the server exited with code {process.returncode}: " + " | ".join(tail)
-            )
+            raise RuntimeError(f"the server exited with code {process.returncode}: " + " | ".join(tail))
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
                 return process
@@ -406,9 +400,7 @@ def _bench_index(
         noop.append(run_child(index, env).seconds)
         if changed_doc is not None:
             with changed_doc.open("a", encoding="utf-8") as handle:
-                handle.write(
-                    f"\n\nBenchmark edit {run}: the figures of this run were measured again.\n"
-                )
+                handle.write(f"\n\nBenchmark edit {run}: the figures of this run were measured again.\n")
             changed.append(run_child(index, env).seconds)
     add = report.figures.append
     add(
@@ -449,9 +441,7 @@ def _bench_index(
             add(Figure("size", "embedding cache", "MB", [cache.stat().st_size / 1e6]))
 
 
-def _bench_ask(
-    options: BenchOptions, report: BenchReport, corpus: Path, index_dir: Path, say: Log
-) -> None:
+def _bench_ask(options: BenchOptions, report: BenchReport, corpus: Path, index_dir: Path, say: Log) -> None:
     from assistant.pipeline import Assistant
 
     assistant = Assistant(_settings(corpus, index_dir, index_dir.parent / "data"))
@@ -504,11 +494,7 @@ def _bench_chat(
                 rate.append(len(latencies) / seconds)
             label = "1 client" if clients == 1 else f"{clients} clients"
             add = report.figures.append
-            add(
-                Figure(
-                    "chat", f"/api/chat p50, {label}", "ms", p50, note=f"{requests} requests a run"
-                )
-            )
+            add(Figure("chat", f"/api/chat p50, {label}", "ms", p50, note=f"{requests} requests a run"))
             add(
                 Figure(
                     "chat",
@@ -539,9 +525,7 @@ class SyntheticSpace:
     would meet on real vectors (uniform random vectors are much harder, and unrealistic).
     """
 
-    def __init__(
-        self, dim: int = 384, topics: int = 2048, decay: float = 0.8, seed: int = 7
-    ) -> None:
+    def __init__(self, dim: int = 384, topics: int = 2048, decay: float = 0.8, seed: int = 7) -> None:
         rng = np.random.default_rng(seed)
         self.dim = dim
         basis, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
@@ -620,9 +604,7 @@ def _bench_ann(options: BenchOptions, report: BenchReport, say: Log, work: Path)
     for n in sizes:
         for row in measure_ann(n, queries=queries, runs=options.runs, log=say):
             rows.append(row)
-        rows.append(
-            measure_keyword(min(n, 1_000_000), queries=queries // 5, runs=options.runs, log=say)
-        )
+        rows.append(measure_keyword(min(n, 1_000_000), queries=queries // 5, runs=options.runs, log=say))
     if options.store != "milvus":
         return
     from assistant import milvus_store
@@ -795,9 +777,7 @@ def measure_ann(
         params = ""
         if kind == "hnsw":
             h = index.index.hnsw
-            params = (
-                f"M={h.nb_neighbors(1)}, efConstruction={h.efConstruction}, efSearch={h.efSearch}"
-            )
+            params = f"M={h.nb_neighbors(1)}, efConstruction={h.efConstruction}, efSearch={h.efSearch}"
         row = {
             "what": f"vectors, {kind}",
             "n": n,
@@ -862,8 +842,7 @@ def measure_keyword(
     rng = np.random.default_rng(5)
     # Questions of 3-6 words: mostly mid-frequency words, sometimes a frequent one.
     texts = [
-        " ".join(vocabulary[int(i)] for i in rng.integers(20, 5_000, int(rng.integers(3, 7))))
-        for _ in range(queries)
+        " ".join(vocabulary[int(i)] for i in rng.integers(20, 5_000, int(rng.integers(3, 7)))) for _ in range(queries)
     ]
     keyword.query(texts[0])  # builds the sorted vocabulary used to widen queries, once
     p50, p95 = [], []
@@ -913,9 +892,7 @@ def _bench_peers(options: BenchOptions, report: BenchReport, work: Path, say: Lo
         import bm25s  # noqa: F401
         import llama_index.core  # noqa: F401
     except ImportError:
-        report.skipped["peers"] = (
-            "peers not installed: pip install -r eval/bench/requirements-peers.txt"
-        )
+        report.skipped["peers"] = "peers not installed: pip install -r eval/bench/requirements-peers.txt"
         return
     gold = options.gold or Path("eval/gold.jsonl")
     out = work / "side_by_side.json"
@@ -954,8 +931,7 @@ def markdown_report(report: BenchReport) -> list[str]:
     if "corpus" in m:
         c = m["corpus"]
         lines.append(
-            f"Corpus: {c['documents']} documents, {c['chunks']} chunks; model {c['model']}; "
-            f"{c['vector_index']} index."
+            f"Corpus: {c['documents']} documents, {c['chunks']} chunks; model {c['model']}; {c['vector_index']} index."
         )
     lines += ["", "| figure | median | min–max | runs | target |", "|---|---:|---:|---:|---|"]
     for f in report.figures:
@@ -971,10 +947,7 @@ def markdown_report(report: BenchReport) -> list[str]:
             continue
         keys = [k for k in rows[0] if k not in {"note", "threads", "query_ms_p50_range"}]
         lines += ["", f"{name}:", "", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-        lines += [
-            "| " + " | ".join("" if r.get(k) is None else str(r.get(k)) for k in keys) + " |"
-            for r in rows
-        ]
+        lines += ["| " + " | ".join("" if r.get(k) is None else str(r.get(k)) for k in keys) + " |" for r in rows]
     for section, reason in report.skipped.items():
         lines.append(f"\nSkipped {section}: {reason}")
     return lines

@@ -16,15 +16,59 @@ from assistant.records import Chunk, Document, Sentence
 
 # Abbreviations after which a period does not end a sentence.
 _ABBREVIATIONS = {
-    "e.g", "i.e", "etc", "vs", "mr", "mrs", "ms", "dr", "prof", "st", "no", "nr", "fig",
-    "approx", "incl", "inc", "ltd", "co", "corp", "jr", "sr", "dept", "univ", "ca", "cf",
-    "resp", "bl", "bla", "mm", "t.ex", "s.k", "z.b", "bzw", "p", "pp", "vol", "ed", "eds",
-    "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec",
+    "e.g",
+    "i.e",
+    "etc",
+    "vs",
+    "mr",
+    "mrs",
+    "ms",
+    "dr",
+    "prof",
+    "st",
+    "no",
+    "nr",
+    "fig",
+    "approx",
+    "incl",
+    "inc",
+    "ltd",
+    "co",
+    "corp",
+    "jr",
+    "sr",
+    "dept",
+    "univ",
+    "ca",
+    "cf",
+    "resp",
+    "bl",
+    "bla",
+    "mm",
+    "t.ex",
+    "s.k",
+    "z.b",
+    "bzw",
+    "p",
+    "pp",
+    "vol",
+    "ed",
+    "eds",
+    "jan",
+    "feb",
+    "mar",
+    "apr",
+    "jun",
+    "jul",
+    "aug",
+    "sep",
+    "sept",
+    "oct",
+    "nov",
+    "dec",
     "p.zza",
 }
-_MONTH = re.compile(
-    r"\s+(January|February|March|April|May|June|July|August|September|October|November|December)\b"
-)
+_MONTH = re.compile(r"\s+(January|February|March|April|May|June|July|August|September|October|November|December)\b")
 _END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s+[\"'“‘(\[]?[\w])")
 _LIST_MARKER = re.compile(r"^(?:[-*+•✓√○o·]|\(?\d{1,2}[.)]|[a-z][.)])\s+")
 
@@ -84,9 +128,7 @@ def _is_abbreviation(text: str, sentence_start: int, period: int) -> bool:
     if re.fullmatch(r"\d{1,2}(st|nd|rd|th)", word) and _MONTH.match(text, period + 1):
         return True  # a date written "28th. February"
     # A heading or list number such as "3.3.1." at the start of a line.
-    return bool(re.fullmatch(r"(?:[A-Z]\.)?[\d.]+", word)) and not text[
-        sentence_start : period - len(word)
-    ].strip()
+    return bool(re.fullmatch(r"(?:[A-Z]\.)?[\d.]+", word)) and not text[sentence_start : period - len(word)].strip()
 
 
 def _trim(text: str, sentence: Sentence) -> Sentence | None:
@@ -126,9 +168,7 @@ class Chunker:
         if target_tokens < 16:
             raise ValueError(f"target_tokens must be at least 16, not {target_tokens}")
         if max_tokens < target_tokens:
-            raise ValueError(
-                f"max_tokens ({max_tokens}) must be at least target_tokens ({target_tokens})"
-            )
+            raise ValueError(f"max_tokens ({max_tokens}) must be at least target_tokens ({target_tokens})")
         self.target_tokens = target_tokens
         self.max_tokens = max_tokens
         # Whether the embedding model reads a text whole; None when no model is involved.
@@ -174,10 +214,7 @@ class Chunker:
             paragraph_break = bool(current) and "\n\n" in text[current[-1].end : sentence.start]
             # Close the chunk when the sentence would overflow it, or at a paragraph break
             # once the chunk is already well filled.
-            if current and (
-                size + n > self.target_tokens
-                or (paragraph_break and size >= self.target_tokens * 0.6)
-            ):
+            if current and (size + n > self.target_tokens or (paragraph_break and size >= self.target_tokens * 0.6)):
                 groups.append(current)
                 current, size = [], 0
             current.append(sentence)
@@ -227,9 +264,7 @@ class Chunker:
             page=document.page_at(start),
         )
 
-    def _fit(
-        self, document: Document, chunk: Chunk, path: tuple[str, ...], subject: str
-    ) -> list[Chunk]:
+    def _fit(self, document: Document, chunk: Chunk, path: tuple[str, ...], subject: str) -> list[Chunk]:
         # Split in two at a sentence until the model reads each piece whole.
         if self.fits is None or self.fits(embedding_text(chunk)):
             return [chunk]

@@ -146,8 +146,7 @@ def _print_report(report: IndexReport) -> None:
         err.print(f"[yellow]skipped[/] {escape(doc_id)}: {escape(reason)}")
     if not report.written:
         out.print(
-            f"Index is up to date: {report.documents} documents, {report.chunks} chunks "
-            f"({report.seconds:.2f} s)."
+            f"Index is up to date: {report.documents} documents, {report.chunks} chunks ({report.seconds:.2f} s)."
         )
         return
     changes = []
@@ -195,7 +194,10 @@ def _print_answer(answer: Answer) -> None:
     for c in answer.citations:
         where = f" › {c.section}" if c.section else ""
         page = f", page {c.page}" if c.page else ""
-        out.print(f"[bold][{c.n}][/] {escape(c.title)}{escape(where)}{page}  [dim]{escape(c.doc)}:{c.start}-{c.end}[/]", highlight=False)
+        out.print(
+            f"[bold][{c.n}][/] {escape(c.title)}{escape(where)}{page}  [dim]{escape(c.doc)}:{c.start}-{c.end}[/]",
+            highlight=False,
+        )
         snippet = c.quote if len(c.quote) <= 300 else c.quote[:297] + "..."
         out.print(f"    [dim]“{escape(snippet)}”[/]", highlight=False)
 
@@ -355,7 +357,8 @@ def bench(
     runs: Annotated[int, typer.Option("--runs", min=1, help="Runs per figure (median, min, max).")] = 5,
     quick: Annotated[bool, typer.Option("--quick", help="Skip the slow parts: 1M vectors, peers.")] = False,
     only: Annotated[
-        list[str] | None, typer.Option("--only", help="Run only this section (repeatable): index, ask, chat, ann, peers.")
+        list[str] | None,
+        typer.Option("--only", help="Run only this section (repeatable): index, ask, chat, ann, peers."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     markdown: Annotated[bool, typer.Option("--markdown", help="Print Markdown tables (for the README).")] = False,
@@ -372,7 +375,9 @@ def bench(
 
     unknown = sorted(set(only or []) - set(benchmark.SECTIONS))
     if unknown:
-        err.print(f"[bold red]error:[/] unknown section {', '.join(unknown)}: choose from {', '.join(benchmark.SECTIONS)}")
+        err.print(
+            f"[bold red]error:[/] unknown section {', '.join(unknown)}: choose from {', '.join(benchmark.SECTIONS)}"
+        )
         raise typer.Exit(2)
     if store not in {"faiss", "milvus"}:
         err.print(f"[bold red]error:[/] --store {escape(store)}: choose faiss or milvus")
@@ -409,7 +414,10 @@ def _print_bench(report: Any) -> None:
     )
     if "corpus" in m:
         c = m["corpus"]
-        out.print(f"Corpus: {c['documents']} documents, {c['chunks']} chunks; model {escape(c['model'])}, {c['vector_index']} index")
+        out.print(
+            f"Corpus: {c['documents']} documents, {c['chunks']} chunks; "
+            f"model {escape(c['model'])}, {c['vector_index']} index"
+        )
     table = Table(title="assistant bench")
     for column in ("section", "figure", "median", "min–max", "runs", "target", ""):
         table.add_column(column, justify="right" if column in {"median", "min–max", "runs", "target"} else "left")
@@ -417,8 +425,13 @@ def _print_bench(report: Any) -> None:
         status = {True: "[green]ok[/]", False: "[red]missed[/]", None: ""}[f.meets]
         target = "" if f.target is None else f"{'≥' if f.higher_is_better else '≤'} {f.target:g} {f.unit}"
         table.add_row(
-            f.section, f.name, f"{f.median:.3g} {f.unit}" if f.median < 1000 else f"{f.median:.0f} {f.unit}",
-            f"{min(f.values):.3g}–{max(f.values):.3g}", str(len(f.values)), target, status,
+            f.section,
+            f.name,
+            f"{f.median:.3g} {f.unit}" if f.median < 1000 else f"{f.median:.0f} {f.unit}",
+            f"{min(f.values):.3g}–{max(f.values):.3g}",
+            str(len(f.values)),
+            target,
+            status,
         )
     out.print(table)
     for name, rows in report.tables.items():

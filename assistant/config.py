@@ -15,9 +15,7 @@ from assistant.errors import ConfigError
 class Settings(BaseSettings):
     """Everything that can be configured, with the defaults a fresh checkout runs with."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="ASSISTANT_", env_file=".env", extra="ignore", validate_default=True
-    )
+    model_config = SettingsConfigDict(env_prefix="ASSISTANT_", env_file=".env", extra="ignore", validate_default=True)
 
     # Where things live.
     corpus_dir: Path = Path("corpus")
@@ -104,8 +102,7 @@ class Settings(BaseSettings):
             raise ValueError("keyword_weight and vector_weight cannot both be 0")
         if self.chunk_max_tokens < self.chunk_tokens:
             raise ValueError(
-                f"chunk_max_tokens ({self.chunk_max_tokens}) must be at least "
-                f"chunk_tokens ({self.chunk_tokens})"
+                f"chunk_max_tokens ({self.chunk_max_tokens}) must be at least chunk_tokens ({self.chunk_tokens})"
             )
         for key in self.api_keys:
             if len(key.get_secret_value()) < 16:

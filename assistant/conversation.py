@@ -113,7 +113,7 @@ def _subject(previous: str, previous_answer: str, *, plural: bool, rarity: Rarit
         # Prefer words that are not verb forms ("bwcon" over "founded").
         nouns = [w for w in words if not w.lower().endswith(("ed", "ing"))] or words
         if nouns:
-            return max(nouns, key=lambda w: rarity(w.lower()))
+            return str(max(nouns, key=lambda w: rarity(w.lower())))
     return ""
 
 
@@ -124,7 +124,17 @@ def _with_head_noun(question: str, name: str) -> str:
         return name
     tail = []
     for word in match.group(1).split():
-        if word.lower() in STOPWORDS or word.lower() in {"does", "do", "did", "is", "are", "was", "were", "has", "have"}:
+        if word.lower() in STOPWORDS or word.lower() in {
+            "does",
+            "do",
+            "did",
+            "is",
+            "are",
+            "was",
+            "were",
+            "has",
+            "have",
+        }:
             break
         tail.append(word)
     if tail and not tail[-1].endswith(("ed", "ing", "s")):

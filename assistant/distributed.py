@@ -104,9 +104,7 @@ class DocumentChunker:
         """Reads and chunks the files of a batch."""
         sources = [
             SourceFile(Path(str(p)), str(d), int(s), str(h))
-            for p, d, s, h in zip(
-                batch["path"], batch["doc_id"], batch["size"], batch["hash"], strict=True
-            )
+            for p, d, s, h in zip(batch["path"], batch["doc_id"], batch["size"], batch["hash"], strict=True)
         ]
         rows: list[tuple[int, int, str, bytes]] = []
         for order, loaded in zip(batch["order"], read_documents(sources, self.limits), strict=True):
@@ -140,9 +138,7 @@ class ChunkEmbedder:
         sentence_bytes = [b""] * len(batch["kind"])
         for j, i in enumerate(rows):
             vector_bytes[i] = np.ascontiguousarray(vectors[j], dtype=np.float32).tobytes()
-            sentence_bytes[i] = np.ascontiguousarray(
-                sentence_vectors[j], dtype=np.float32
-            ).tobytes()
+            sentence_bytes[i] = np.ascontiguousarray(sentence_vectors[j], dtype=np.float32).tobytes()
         return {**batch, "vector": _objects(vector_bytes), "sentences": _objects(sentence_bytes)}
 
 
@@ -196,9 +192,7 @@ class RayPreparer:
                 ray.shutdown()
         return self._assemble(sources, rows)
 
-    def _run(
-        self, ray: Any, sources: Sequence[SourceFile], progress: Progress
-    ) -> list[dict[str, Any]]:
+    def _run(self, ray: Any, sources: Sequence[SourceFile], progress: Progress) -> list[dict[str, Any]]:
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))

@@ -94,8 +94,7 @@ def load_document(
         raise CorpusError("empty file", path)
     if source.size > max_file_mb * 1024 * 1024:
         raise CorpusError(
-            f"{source.size / 1024 / 1024:.0f} MB, over the {max_file_mb:g} MB limit "
-            "(ASSISTANT_MAX_FILE_MB)",
+            f"{source.size / 1024 / 1024:.0f} MB, over the {max_file_mb:g} MB limit (ASSISTANT_MAX_FILE_MB)",
             path,
         )
     suffix = path.suffix.lower()
@@ -157,9 +156,7 @@ def extract_pdf(path: Path, *, timeout_s: float, memory_mb: int) -> list[str]:
             check=False,
         )
     except subprocess.TimeoutExpired as exc:
-        raise CorpusError(
-            f"PDF parsing took longer than {timeout_s:g} s (ASSISTANT_PDF_TIMEOUT_S)", path
-        ) from exc
+        raise CorpusError(f"PDF parsing took longer than {timeout_s:g} s (ASSISTANT_PDF_TIMEOUT_S)", path) from exc
     if done.returncode != 0:
         stderr = done.stderr.decode(errors="replace")
         if "MemoryError" in stderr or done.returncode in (-9, 137):
@@ -240,9 +237,7 @@ def find_subject(title: str, text: str) -> str:
     for i in range(len(words)):
         for j in range(i + 1, min(len(words), i + 6) + 1):
             phrase_words = words[i:j]
-            if not all(_is_proper(w) for w in phrase_words) or not any(
-                c.isalpha() for w in phrase_words for c in w
-            ):
+            if not all(_is_proper(w) for w in phrase_words) or not any(c.isalpha() for w in phrase_words for c in w):
                 continue
             if len(phrase_words) == 1 and _used_as_common_word(phrase_words[0], text):
                 continue  # "Cluster" in a title is not a name when the text says "cluster"
@@ -329,12 +324,7 @@ def find_sections(text: str, *, markdown: bool = False, title: str = "") -> tupl
         if not title_seen and _clean_markup(stripped) == title:
             title_seen = True  # the title line opens no section
             continue
-        if (
-            not markdown
-            and prev_blank
-            and stripped not in repeated
-            and _is_plain_heading(lines, i)
-        ):
+        if not markdown and prev_blank and stripped not in repeated and _is_plain_heading(lines, i):
             headings.append(_Heading(offset, numbered_level + 1, _clean_markup(stripped), ""))
     sections = _nest(headings, len(text))
     names: dict[str, bool] = {}
@@ -360,9 +350,7 @@ def names_something(name: str, text: str) -> bool:
     found = compact.find(target)
     while found >= 0:
         start, end = positions[found], positions[found + len(target) - 1] + 1
-        whole_word = (start == 0 or not text[start - 1].isalnum()) and (
-            end == len(text) or not text[end].isalnum()
-        )
+        whole_word = (start == 0 or not text[start - 1].isalnum()) and (end == len(text) or not text[end].isalnum())
         before = text[max(0, start - 2) : start]
         # "Ambition" is no name when written "ambition"; a name stands inside a sentence.
         if whole_word and text[start] == first and re.fullmatch(r"[a-zà-ÿ,;] |.?[(\"“'‘«]", before):
@@ -451,9 +439,9 @@ def _is_plain_heading(lines: list[tuple[int, str]], i: int) -> bool:
     for _, following in lines[i + 1 : i + 4]:
         nxt = following.strip()
         if nxt:
-            words = len(nxt.split())
-            sentence = words >= 6 and nxt.endswith((".", "!", "?", ":"))
-            return (words >= 12 or sentence) and not _LIST_ITEM.match(following)
+            n_words = len(nxt.split())
+            sentence = n_words >= 6 and nxt.endswith((".", "!", "?", ":"))
+            return (n_words >= 12 or sentence) and not _LIST_ITEM.match(following)
     return False
 
 
@@ -479,29 +467,164 @@ def _nest(headings: list[_Heading], text_end: int) -> tuple[Section, ...]:
 # ------------------------------------------------------------------------------- language
 
 _STOPWORDS = {
-    "en": "the and of to in is that for are with as on by this it be from has have was an".split(),
-    "sv": "och att det som en på är av för med till den har de inte om ett vi kan".split(),
-    "de": "der die und in den von zu das mit sich des auf für ist im dem nicht ein eine".split(),
-    "fr": "le la les de des et en un une du est pour que dans qui au sur par pas".split(),
-    "es": "el la los las de y en que un una por con para es del se al su".split(),
-    "it": "il la di che e un una per in del della sono con non gli le si".split(),
-    "pt": "o a os as de e do da em um uma para com que não se por no na".split(),
-    "nl": "de het een en van in is op dat te voor met zijn niet aan er".split(),
+    "en": [
+        "the",
+        "and",
+        "of",
+        "to",
+        "in",
+        "is",
+        "that",
+        "for",
+        "are",
+        "with",
+        "as",
+        "on",
+        "by",
+        "this",
+        "it",
+        "be",
+        "from",
+        "has",
+        "have",
+        "was",
+        "an",
+    ],
+    "sv": [
+        "och",
+        "att",
+        "det",
+        "som",
+        "en",
+        "på",
+        "är",
+        "av",
+        "för",
+        "med",
+        "till",
+        "den",
+        "har",
+        "de",
+        "inte",
+        "om",
+        "ett",
+        "vi",
+        "kan",
+    ],
+    "de": [
+        "der",
+        "die",
+        "und",
+        "in",
+        "den",
+        "von",
+        "zu",
+        "das",
+        "mit",
+        "sich",
+        "des",
+        "auf",
+        "für",
+        "ist",
+        "im",
+        "dem",
+        "nicht",
+        "ein",
+        "eine",
+    ],
+    "fr": [
+        "le",
+        "la",
+        "les",
+        "de",
+        "des",
+        "et",
+        "en",
+        "un",
+        "une",
+        "du",
+        "est",
+        "pour",
+        "que",
+        "dans",
+        "qui",
+        "au",
+        "sur",
+        "par",
+        "pas",
+    ],
+    "es": [
+        "el",
+        "la",
+        "los",
+        "las",
+        "de",
+        "y",
+        "en",
+        "que",
+        "un",
+        "una",
+        "por",
+        "con",
+        "para",
+        "es",
+        "del",
+        "se",
+        "al",
+        "su",
+    ],
+    "it": [
+        "il",
+        "la",
+        "di",
+        "che",
+        "e",
+        "un",
+        "una",
+        "per",
+        "in",
+        "del",
+        "della",
+        "sono",
+        "con",
+        "non",
+        "gli",
+        "le",
+        "si",
+    ],
+    "pt": [
+        "o",
+        "a",
+        "os",
+        "as",
+        "de",
+        "e",
+        "do",
+        "da",
+        "em",
+        "um",
+        "uma",
+        "para",
+        "com",
+        "que",
+        "não",
+        "se",
+        "por",
+        "no",
+        "na",
+    ],
+    "nl": ["de", "het", "een", "en", "van", "in", "is", "op", "dat", "te", "voor", "met", "zijn", "niet", "aan", "er"],
 }
 
 
 def detect_language(text: str) -> str:
     """Guesses the text's language from its most common function words ("und" if unsure)."""
     words = Counter(_fold(w) for w in re.findall(r"\w+", text[:20000].lower()))
-    scores = {
-        lang: sum(words[_fold(w)] for w in stop) for lang, stop in _STOPWORDS.items()
-    }
+    scores = {lang: sum(words[_fold(w)] for w in stop) for lang, stop in _STOPWORDS.items()}
     lang, best = max(scores.items(), key=lambda kv: kv[1])
     total = sum(words.values())
     return lang if total and best / total > 0.05 else "und"
 
 
 def _fold(word: str) -> str:
-    return "".join(
-        c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c)
-    )
+    return "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))

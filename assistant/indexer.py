@@ -155,9 +155,7 @@ class Preparer(Protocol):
 class LocalPreparer:
     """Reads, chunks and embeds in this process (the embedded default)."""
 
-    def __init__(
-        self, embedder: Embedder, chunker: Chunker, limits: IndexLimits, batch: int = 64
-    ) -> None:
+    def __init__(self, embedder: Embedder, chunker: Chunker, limits: IndexLimits, batch: int = 64) -> None:
         self.embedder = embedder
         self.chunker = chunker
         self.limits = limits
@@ -218,8 +216,7 @@ class Indexer:
             files, report.skipped = scan_corpus(self.corpus_dir)
             if not files:
                 raise CorpusError(
-                    f"no documents in {self.corpus_dir} (.txt, .md or .pdf): add some, or set "
-                    "ASSISTANT_CORPUS_DIR",
+                    f"no documents in {self.corpus_dir} (.txt, .md or .pdf): add some, or set ASSISTANT_CORPUS_DIR",
                     self.corpus_dir,
                 )
             old = read_manifest(self.index_dir)
@@ -265,26 +262,17 @@ class Indexer:
             for document in fresh:
                 (report.changed if document.id in known else report.added).append(document.id)
             present = {f.doc_id for f in files}
-            report.removed = sorted(
-                d for d in known if d not in present or d in skipped_now
-            )
+            report.removed = sorted(d for d in known if d not in present or d in skipped_now)
             report.unchanged = len(kept_ids)
             moved = old is not None and self._store_moved(old)
-            if (
-                not full
-                and not moved
-                and not fresh
-                and not report.removed
-                and skipped_now.keys() == known_skips.keys()
-            ):
+            if not full and not moved and not fresh and not report.removed and skipped_now.keys() == known_skips.keys():
                 report.documents = len(kept_ids)
                 report.chunks = old.chunks if old else 0
                 report.seconds = time.perf_counter() - started
                 return report
             if not kept_ids and not fresh:
                 raise CorpusError(
-                    f"none of the {len(files)} files in {self.corpus_dir} could be read; "
-                    "see the reasons above",
+                    f"none of the {len(files)} files in {self.corpus_dir} could be read; see the reasons above",
                     self.corpus_dir,
                 )
 
@@ -323,8 +311,15 @@ class Indexer:
             )
             tick("write", 0, 1)
             folder = write_version(
-                self.index_dir, manifest, documents, chunks, vectors, sentence_vectors, keyword,
-                self.approximate_threshold, self.milvus,
+                self.index_dir,
+                manifest,
+                documents,
+                chunks,
+                vectors,
+                sentence_vectors,
+                keyword,
+                self.approximate_threshold,
+                self.milvus,
             )
             tick("write", 1, 1)
             if previous is not None:

@@ -30,14 +30,138 @@ from scipy import sparse
 _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
 
 STOPWORDS = frozenset(
-    """a about above after again against all also am an and any are as at be because been
-    before being below between both but by can could did do does doing down during each few
-    for from further had has have having he her here hers herself him himself his how i if in
-    into is it its itself just me more most my myself no nor not now of off on once only or
-    other our ours ourselves out over own same she should so some such than that the their
-    theirs them themselves then there these they this those through to too under until up
-    very was we were what when where which while who whom why will with would you your yours
-    yourself yourselves s t don""".split()
+    [
+        "a",
+        "about",
+        "above",
+        "after",
+        "again",
+        "against",
+        "all",
+        "also",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "because",
+        "been",
+        "before",
+        "being",
+        "below",
+        "between",
+        "both",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "down",
+        "during",
+        "each",
+        "few",
+        "for",
+        "from",
+        "further",
+        "had",
+        "has",
+        "have",
+        "having",
+        "he",
+        "her",
+        "here",
+        "hers",
+        "herself",
+        "him",
+        "himself",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "itself",
+        "just",
+        "me",
+        "more",
+        "most",
+        "my",
+        "myself",
+        "no",
+        "nor",
+        "not",
+        "now",
+        "of",
+        "off",
+        "on",
+        "once",
+        "only",
+        "or",
+        "other",
+        "our",
+        "ours",
+        "ourselves",
+        "out",
+        "over",
+        "own",
+        "same",
+        "she",
+        "should",
+        "so",
+        "some",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "theirs",
+        "them",
+        "themselves",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "to",
+        "too",
+        "under",
+        "until",
+        "up",
+        "very",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "yours",
+        "yourself",
+        "yourselves",
+        "s",
+        "t",
+        "don",
+    ]
 )
 
 
@@ -152,9 +276,7 @@ class KeywordIndex:
         self.weights = sparse.csc_matrix((weights, rows, tf.indptr), shape=tf.shape).T.tocsr()
 
     @classmethod
-    def build(
-        cls, term_lists: Iterable[Sequence[str]], k1: float = 1.2, b: float = 0.75
-    ) -> KeywordIndex:
+    def build(cls, term_lists: Iterable[Sequence[str]], k1: float = 1.2, b: float = 0.75) -> KeywordIndex:
         """Indexes one term list per chunk."""
         vocabulary: dict[str, int] = {}
         frequencies = cls._count(term_lists, vocabulary)
@@ -278,10 +400,7 @@ class KeywordIndex:
         positive = np.flatnonzero(scores > 0)
         if positive.size == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        if positive.size > k:
-            top = positive[np.argpartition(-scores[positive], k - 1)[:k]]
-        else:
-            top = positive
+        top = positive[np.argpartition(-scores[positive], k - 1)[:k]] if positive.size > k else positive
         order = top[np.argsort(-scores[top], kind="stable")]
         return order, scores[order]
 
@@ -305,7 +424,5 @@ class KeywordIndex:
         # Open the file ourselves: np.load leaks its handle when the archive is damaged.
         with open(folder / "keyword.npz", "rb") as handle, np.load(handle) as arrays:
             shape = tuple(int(x) for x in arrays["shape"])
-            tf = sparse.csr_matrix(
-                (arrays["data"], arrays["indices"], arrays["indptr"]), shape=shape
-            )
+            tf = sparse.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]), shape=shape)
         return cls(meta["vocabulary"], tf, float(meta["k1"]), float(meta["b"]))

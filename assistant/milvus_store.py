@@ -72,13 +72,9 @@ class MilvusConfig:
 
     def __post_init__(self) -> None:
         if self.index not in INDEX_TYPES:
-            raise ValueError(
-                f"milvus index must be one of {', '.join(INDEX_TYPES)}, not {self.index!r}"
-            )
+            raise ValueError(f"milvus index must be one of {', '.join(INDEX_TYPES)}, not {self.index!r}")
         if self.consistency not in ("Strong", "Bounded"):
-            raise ValueError(
-                f"milvus consistency must be Strong or Bounded, not {self.consistency!r}"
-            )
+            raise ValueError(f"milvus consistency must be Strong or Bounded, not {self.consistency!r}")
         if (
             not self.collection
             or not (self.collection[0].isalpha() or self.collection[0] == "_")
@@ -180,9 +176,7 @@ class MilvusIndex:
         self.consistency = consistency
 
     @classmethod
-    def open(
-        cls, config: MilvusConfig, uri: str, collection: str, kind: str, size: int, dimension: int
-    ) -> MilvusIndex:
+    def open(cls, config: MilvusConfig, uri: str, collection: str, kind: str, size: int, dimension: int) -> MilvusIndex:
         """Opens a version's collection, loading it if the engine released it; checks its size.
 
         Raises ValueError when the collection is missing or holds another number of rows.
@@ -200,9 +194,7 @@ class MilvusIndex:
         except error as exc:
             raise ValueError(f"Milvus at {uri}: {getattr(exc, 'message', exc)}") from exc
         if rows != size:
-            raise ValueError(
-                f"the Milvus collection {collection} holds {rows} rows, the manifest says {size}"
-            )
+            raise ValueError(f"the Milvus collection {collection} holds {rows} rows, the manifest says {size}")
         return cls(client, collection, kind, size, dimension, config.consistency)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -250,9 +242,7 @@ class MilvusIndex:
 
 
 def _count(client: Any, collection: str, consistency: str) -> int:
-    result = client.query(
-        collection, filter="", output_fields=["count(*)"], consistency_level=consistency
-    )
+    result = client.query(collection, filter="", output_fields=["count(*)"], consistency_level=consistency)
     return int(result[0]["count(*)"])
 
 
@@ -302,15 +292,11 @@ def build_collection(
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field(ROW, DataType.INT64, is_primary=True)
         schema.add_field(VECTOR, DataType.FLOAT_VECTOR, dim=int(vectors.shape[1]))
-        client.create_collection(
-            name, schema=schema, consistency_level=config.consistency, num_shards=config.shards
-        )
+        client.create_collection(name, schema=schema, consistency_level=config.consistency, num_shards=config.shards)
         # The index before the data: Milvus then indexes each segment as it seals.
         index_params = client.prepare_index_params()
         params = {"HNSW": HNSW_BUILD, "IVF_FLAT": {"nlist": IVF_NLIST}}.get(index_type, {})
-        index_params.add_index(
-            field_name=VECTOR, index_type=index_type, metric_type="IP", params=params
-        )
+        index_params.add_index(field_name=VECTOR, index_type=index_type, metric_type="IP", params=params)
         # No wait: the collection is empty, so there is nothing to build yet (and Milvus Lite
         # lacks the timestamp call the wait makes, which logs a traceback).
         client.create_index(name, index_params, sync=False)
@@ -334,8 +320,7 @@ def build_collection(
 
 def _write_error(uri: str, reason: str) -> IndexWriteError:
     return IndexWriteError(
-        f"could not write the vectors to Milvus at {uri} ({reason}); the previous index is "
-        "still in use"
+        f"could not write the vectors to Milvus at {uri} ({reason}); the previous index is still in use"
     )
 
 
@@ -350,9 +335,7 @@ def publish(config: MilvusConfig, uri: str, name: str) -> None:
             client.create_alias(name, config.collection)
     except _milvus_error() as exc:
         # Readers follow the manifest, not the alias: a stale alias misleads other tools only.
-        logger.warning(
-            "could not point the Milvus alias %s at %s: %s", config.collection, name, exc
-        )
+        logger.warning("could not point the Milvus alias %s at %s: %s", config.collection, name, exc)
 
 
 def drop_unused(config: MilvusConfig, uri: str, index_dir: Path, keep: set[str]) -> list[str]:

@@ -29,9 +29,9 @@ def extract(path: str) -> dict[str, object]:
         reader = PdfReader(path, strict=False)
         if reader.is_encrypted:
             try:
-                decrypted = reader.decrypt("")
+                decrypted = bool(reader.decrypt(""))
             except (NotImplementedError, PyPdfError, ValueError):
-                decrypted = 0
+                decrypted = False
             if not decrypted:
                 return {"error": "encrypted PDF (password-protected): save an unprotected copy"}
         count = len(reader.pages)

@@ -1,9 +1,9 @@
 """The Assistant facade: wires settings into the stages and runs the line.
 
-    assistant = Assistant.from_settings(get_settings())
-    assistant.index()                                  # corpus/ -> index/
-    answer = assistant.ask("Which partners hold a Gold label?")
-    print(answer.text, [c.quote for c in answer.citations])
+assistant = Assistant.from_settings(get_settings())
+assistant.index()                                  # corpus/ -> index/
+answer = assistant.ask("Which partners hold a Gold label?")
+print(answer.text, [c.quote for c in answer.citations])
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from assistant.answering.llm import LLMAnswerer, StreamingAnswerer
 from assistant.chunking import Chunker
 from assistant.config import Settings
 from assistant.conversation import standalone_question
-from assistant.embedding import CachedEmbedder, EmbeddingCache, Embedder, make_embedder
+from assistant.embedding import CachedEmbedder, Embedder, EmbeddingCache, make_embedder
 from assistant.errors import QuestionError
+from assistant.indexer import Indexer, IndexLimits, IndexReport, Progress
 from assistant.keyword_index import analyze
-from assistant.indexer import IndexLimits, Indexer, IndexReport, Progress
 from assistant.milvus_store import MilvusConfig
 from assistant.records import Answer, Hit, Turn
 from assistant.retrieval import FusionWeights, Retriever
@@ -154,9 +154,7 @@ class Assistant:
 
     def _load_engine(self) -> Engine:
         s = self.settings
-        store = IndexStore.load(
-            s.index_dir, model=self.embedder.model_id, milvus=self.milvus_config()
-        )
+        store = IndexStore.load(s.index_dir, model=self.embedder.model_id, milvus=self.milvus_config())
         weights = FusionWeights(s.keyword_weight, s.vector_weight, s.sentence_weight)
         retriever = Retriever(store, self.embedder, weights=weights)
         answerer: Answerer = ExtractiveAnswerer(
@@ -225,9 +223,7 @@ class Assistant:
             else:
                 yield piece
 
-    def _retrieve(
-        self, engine: Engine, text: str, history: Sequence[Turn], k: int | None
-    ) -> tuple[str, list[Hit]]:
+    def _retrieve(self, engine: Engine, text: str, history: Sequence[Turn], k: int | None) -> tuple[str, list[Hit]]:
         """Returns the question as searched (follow-ups rewritten) and its hits."""
         standalone = standalone_question(text, history, rarity=engine.rarity)
         return standalone, engine.retriever.search(standalone, k or self.settings.k)

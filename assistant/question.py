@@ -17,9 +17,48 @@ AnswerType = Literal["number", "date", "name", "reason"]
 
 # Words that shape a question but say nothing about its subject.
 _QUESTION_WORDS = frozenset(
-    """which what who whom whose when where why how many much name list tell give show me
-    please kind type sort does do did is are was were can could would kinds types one ones
-    anything something roughly approximately exactly""".split()
+    [
+        "which",
+        "what",
+        "who",
+        "whom",
+        "whose",
+        "when",
+        "where",
+        "why",
+        "how",
+        "many",
+        "much",
+        "name",
+        "list",
+        "tell",
+        "give",
+        "show",
+        "me",
+        "please",
+        "kind",
+        "type",
+        "sort",
+        "does",
+        "do",
+        "did",
+        "is",
+        "are",
+        "was",
+        "were",
+        "can",
+        "could",
+        "would",
+        "kinds",
+        "types",
+        "one",
+        "ones",
+        "anything",
+        "something",
+        "roughly",
+        "approximately",
+        "exactly",
+    ]
 )
 _NUMBER_CUES = re.compile(
     r"\b(how (many|much|large|big|long|old)|what (percentage|percent|proportion|share|number|"
@@ -49,11 +88,53 @@ _LIST_OPENERS = re.compile(
     r"who are the|what were the|which were the)\b",
     re.IGNORECASE,
 )
-_NOT_PLURAL = {"is", "was", "has", "does", "this", "its", "us", "plus", "status", "process",
-               "business", "address", "access", "success", "campus", "focus", "class", "less",
-               "analysis", "basis", "thesis", "news", "series", "species", "gas", "bus"}
-_AUXILIARIES = {"does", "do", "did", "is", "are", "was", "were", "has", "have", "had", "can",
-                "could", "will", "would", "should", "may", "might"}
+_NOT_PLURAL = {
+    "is",
+    "was",
+    "has",
+    "does",
+    "this",
+    "its",
+    "us",
+    "plus",
+    "status",
+    "process",
+    "business",
+    "address",
+    "access",
+    "success",
+    "campus",
+    "focus",
+    "class",
+    "less",
+    "analysis",
+    "basis",
+    "thesis",
+    "news",
+    "series",
+    "species",
+    "gas",
+    "bus",
+}
+_AUXILIARIES = {
+    "does",
+    "do",
+    "did",
+    "is",
+    "are",
+    "was",
+    "were",
+    "has",
+    "have",
+    "had",
+    "can",
+    "could",
+    "will",
+    "would",
+    "should",
+    "may",
+    "might",
+}
 _NAME_TOKEN = re.compile(r"[^\W_][\w'’&.+-]*[^\W_]|[^\W_]")
 
 
@@ -101,9 +182,7 @@ def profile(question: str) -> QuestionProfile:
 
 
 _QUESTION_STEMS = frozenset(analyze(" ".join(_QUESTION_WORDS)))
-_FRAME = re.compile(
-    rf"\b(which|what)\s+(?:\w+\s+)?({_NAME_NOUNS}|years?|dates?|months?|days?)\b", re.IGNORECASE
-)
+_FRAME = re.compile(rf"\b(which|what)\s+(?:\w+\s+)?({_NAME_NOUNS}|years?|dates?|months?|days?)\b", re.IGNORECASE)
 
 
 def _answer_type(question: str) -> AnswerType | None:
@@ -131,9 +210,7 @@ def proper_names(text: str, *, skip_first: bool = True) -> list[str]:
             sentence_start = True
         if is_name_token(token, sentence_start and skip_first):
             run.append(token)
-        elif run and (
-            token.lower() in _JOINERS or (token.lower() == "the" and run[-1].lower() in _JOINERS)
-        ):
+        elif run and (token.lower() in _JOINERS or (token.lower() == "the" and run[-1].lower() in _JOINERS)):
             run.append(token)
             sentence_start = False
             continue
@@ -149,9 +226,25 @@ def proper_names(text: str, *, skip_first: bool = True) -> list[str]:
 _JOINERS = {"de", "of", "di", "du", "von", "van", "der", "&", "y", "i"}
 # Words English capitalises that name no organisation, place or person.
 _CAPITALISED_WORDS = {
-    "january", "february", "march", "april", "may", "june", "july", "august", "september",
-    "october", "november", "december", "monday", "tuesday", "wednesday", "thursday", "friday",
-    "saturday", "sunday",
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
 }
 
 
@@ -168,9 +261,7 @@ def is_name_token(token: str, at_sentence_start: bool = False) -> bool:
         return True  # an acronym, even one that spells a common word: "IT", "CEP"
     if lower in STOPWORDS or lower in _QUESTION_WORDS or lower in _CAPITALISED_WORDS:
         return False
-    inner = any(c.isupper() for c in token[1:]) or (
-        any(c.isdigit() for c in token) and any(c.isalpha() for c in token)
-    )
+    inner = any(c.isupper() for c in token[1:]) or (any(c.isdigit() for c in token) and any(c.isalpha() for c in token))
     if inner:
         return True
     if not token[:1].isupper():
@@ -198,5 +289,22 @@ def _wants_list(question: str) -> bool:
     return False
 
 
-_NOUN_MODIFIERS = {"of", "the", "other", "main", "different", "key", "major", "additional", "two",
-                   "three", "four", "five", "several", "many", "all", "partner", "member"}
+_NOUN_MODIFIERS = {
+    "of",
+    "the",
+    "other",
+    "main",
+    "different",
+    "key",
+    "major",
+    "additional",
+    "two",
+    "three",
+    "four",
+    "five",
+    "several",
+    "many",
+    "all",
+    "partner",
+    "member",
+}

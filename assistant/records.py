@@ -51,9 +51,7 @@ class Document:
         """Returns the innermost section containing `offset`, if any."""
         found: Section | None = None
         for section in self.sections:
-            if section.start <= offset < section.end and (
-                found is None or section.level >= found.level
-            ):
+            if section.start <= offset < section.end and (found is None or section.level >= found.level):
                 found = section
         return found
 

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from assistant.question import profile
 from assistant.embedding import Embedder
 from assistant.keyword_index import analyze
+from assistant.question import profile
 from assistant.records import Chunk, Hit
 from assistant.store import IndexStore
 
@@ -119,8 +119,7 @@ class Retriever:
                     keyword_score=float(keyword[i]),
                     vector_score=float(cosine[i]),
                     sentence_similarity=tuple(
-                        float(x)
-                        for x in similarity.get(row, self.store.sentence_vectors(row) @ query_vector)
+                        float(x) for x in similarity.get(row, self.store.sentence_vectors(row) @ query_vector)
                     ),
                 )
             )

@@ -43,6 +43,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from assistant import milvus_store
 from assistant.errors import (
     REBUILD_HINT,
     IndexCorruptError,
@@ -51,7 +52,6 @@ from assistant.errors import (
     IndexWriteError,
     NotFoundError,
 )
-from assistant import milvus_store
 from assistant.keyword_index import KeywordIndex
 from assistant.milvus_store import MilvusConfig
 from assistant.records import Chunk, Document, Page, Section, Sentence
@@ -129,6 +129,7 @@ class FaissIndex:
         import faiss
 
         dimension = vectors.shape[1]
+        index: Any
         if len(vectors) > approximate_threshold:
             index = faiss.IndexHNSWFlat(dimension, 32, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = 80
@@ -194,39 +195,66 @@ def _document_row(doc: Document) -> tuple[Any, ...]:
     sections = [[s.title, s.level, s.start, s.end, list(s.path), s.subject] for s in doc.sections]
     pages = [[p.number, p.start, p.end] for p in doc.pages]
     return (
-        doc.id, doc.title, doc.text, json.dumps(sections, ensure_ascii=False),
-        json.dumps(pages), doc.content_hash, doc.language, doc.subject,
+        doc.id,
+        doc.title,
+        doc.text,
+        json.dumps(sections, ensure_ascii=False),
+        json.dumps(pages),
+        doc.content_hash,
+        doc.language,
+        doc.subject,
     )
 
 
 def _document_from_row(row: sqlite3.Row) -> Document:
     sections = tuple(
-        Section(t, lvl, s, e, tuple(path), subj)
-        for t, lvl, s, e, path, subj in json.loads(row["sections"])
+        Section(t, lvl, s, e, tuple(path), subj) for t, lvl, s, e, path, subj in json.loads(row["sections"])
     )
     pages = tuple(Page(n, s, e) for n, s, e in json.loads(row["pages"]))
     return Document(
-        id=row["id"], title=row["title"], text=row["text"], sections=sections,
-        content_hash=row["content_hash"], language=row["language"], pages=pages,
+        id=row["id"],
+        title=row["title"],
+        text=row["text"],
+        sections=sections,
+        content_hash=row["content_hash"],
+        language=row["language"],
+        pages=pages,
         subject=row["subject"],
     )
 
 
 def _chunk_row(row: int, c: Chunk) -> tuple[Any, ...]:
     return (
-        row, c.id, c.doc_id, c.n, c.title, json.dumps(list(c.section_path), ensure_ascii=False),
-        c.subject, c.start, c.end, c.text, json.dumps([[s.start, s.end] for s in c.sentences]),
-        c.tokens, c.page,
+        row,
+        c.id,
+        c.doc_id,
+        c.n,
+        c.title,
+        json.dumps(list(c.section_path), ensure_ascii=False),
+        c.subject,
+        c.start,
+        c.end,
+        c.text,
+        json.dumps([[s.start, s.end] for s in c.sentences]),
+        c.tokens,
+        c.page,
     )
 
 
 def _chunk_from_row(row: sqlite3.Row) -> Chunk:
     return Chunk(
-        id=row["id"], doc_id=row["doc_id"], n=row["n"], title=row["title"],
-        section_path=tuple(json.loads(row["section_path"])), subject=row["subject"],
-        start=row["start"], end=row["end"], text=row["text"],
+        id=row["id"],
+        doc_id=row["doc_id"],
+        n=row["n"],
+        title=row["title"],
+        section_path=tuple(json.loads(row["section_path"])),
+        subject=row["subject"],
+        start=row["start"],
+        end=row["end"],
+        text=row["text"],
         sentences=tuple(Sentence(s, e) for s, e in json.loads(row["sentences"])),
-        tokens=row["tokens"], page=row["page"],
+        tokens=row["tokens"],
+        page=row["page"],
     )
 
 
@@ -261,9 +289,7 @@ class IndexStore:
     # -- loading ------------------------------------------------------------------------
 
     @classmethod
-    def load(
-        cls, index_dir: Path, *, model: str | None = None, milvus: MilvusConfig | None = None
-    ) -> IndexStore:
+    def load(cls, index_dir: Path, *, model: str | None = None, milvus: MilvusConfig | None = None) -> IndexStore:
         """Opens the current version of the index, checking it matches `model` if given.
 
         The manifest says which engine holds the vectors; `milvus` says how to reach Milvus
@@ -371,8 +397,12 @@ class IndexStore:
         )
         return [
             DocumentSummary(
-                r["id"], r["title"], r["language"],
-                tuple(s[0] for s in json.loads(r["sections"])), r["n"], r["chars"],
+                r["id"],
+                r["title"],
+                r["language"],
+                tuple(s[0] for s in json.loads(r["sections"])),
+                r["n"],
+                r["chars"],
             )
             for r in rows
         ]
@@ -407,17 +437,11 @@ def _open_vectors(
         )
         return None, index
     if manifest.engine != "faiss":
-        raise IndexMismatchError(
-            f"the index in {folder} uses the unknown engine {manifest.engine!r}: {REBUILD_HINT}"
-        )
+        raise IndexMismatchError(f"the index in {folder} uses the unknown engine {manifest.engine!r}: {REBUILD_HINT}")
     vectors = _read(folder / "vectors.npy", lambda p: np.load(p, mmap_mode="r"))
     if vectors.shape != (manifest.chunks, manifest.dimension):
-        raise IndexCorruptError(
-            folder / "vectors.npy", f"shape {vectors.shape} does not match the manifest"
-        )
-    faiss_index = _read(
-        folder / "vectors.faiss", lambda p: FaissIndex.load(p, manifest.vector_index, vectors)
-    )
+        raise IndexCorruptError(folder / "vectors.npy", f"shape {vectors.shape} does not match the manifest")
+    faiss_index = _read(folder / "vectors.faiss", lambda p: FaissIndex.load(p, manifest.vector_index, vectors))
     return vectors, faiss_index
 
 
@@ -464,9 +488,7 @@ def write_lock(index_dir: Path) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
-            raise IndexWriteError(
-                f"another `assistant index` is writing {index_dir}; wait for it to finish"
-            ) from exc
+            raise IndexWriteError(f"another `assistant index` is writing {index_dir}; wait for it to finish") from exc
         try:
             yield
         finally:
@@ -524,9 +546,7 @@ def write_version(
         offsets = np.zeros(len(chunks) + 1, dtype=np.int64)
         offsets[1:] = np.cumsum([len(v) for v in sentence_vectors])
         dimension = vectors.shape[1] if len(vectors) else manifest.dimension
-        stacked = (
-            np.vstack(sentence_vectors) if sentence_vectors else np.zeros((0, dimension))
-        ).astype(np.float16)
+        stacked = (np.vstack(sentence_vectors) if sentence_vectors else np.zeros((0, dimension))).astype(np.float16)
         np.save(partial / "sentences.npy", stacked)
         np.save(partial / "sentence_offsets.npy", offsets)
         keyword.save(partial)
@@ -543,8 +563,7 @@ def write_version(
         if isinstance(exc, IndexWriteError):
             raise
         raise IndexWriteError(
-            f"could not write the new index in {index_dir} ({exc.strerror or exc}); "
-            "the previous index is still in use"
+            f"could not write the new index in {index_dir} ({exc.strerror or exc}); the previous index is still in use"
         ) from exc
     _remove_old_versions(versions, keep={final.name})
     if milvus is not None:

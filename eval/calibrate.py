@@ -53,14 +53,18 @@ def collect(gold_path: Path, index_dir: Path, k: int) -> list[dict[str, object]]
             {
                 "gold": question,
                 "features": np.array([vector(c.evidence) for c in candidates]).reshape(-1, len(SIGNALS)),
-                "good": np.array([
-                    bool(question.key_facts) and any(evaluation.contains(c.text, f) for f in question.key_facts)
-                    for c in candidates
-                ]),
-                "complete": np.array([
-                    bool(question.key_facts) and all(evaluation.contains(c.text, f) for f in question.key_facts)
-                    for c in candidates
-                ]),
+                "good": np.array(
+                    [
+                        bool(question.key_facts) and any(evaluation.contains(c.text, f) for f in question.key_facts)
+                        for c in candidates
+                    ]
+                ),
+                "complete": np.array(
+                    [
+                        bool(question.key_facts) and all(evaluation.contains(c.text, f) for f in question.key_facts)
+                        for c in candidates
+                    ]
+                ),
                 "penalty": np.array([-0.1 if len(c.text.split()) > 60 else 0.0 for c in candidates]),
             }
         )
@@ -122,9 +126,7 @@ def _auc(score: np.ndarray, label: np.ndarray) -> float:
 def main() -> None:
     """Runs both fits and prints the weights and the threshold table."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--set", action="append", required=True, help="GOLD=INDEX_DIR[@WEIGHT] (repeatable; weight 1)"
-    )
+    parser.add_argument("--set", action="append", required=True, help="GOLD=INDEX_DIR[@WEIGHT] (repeatable; weight 1)")
     parser.add_argument("--k", type=int, default=5)
     args = parser.parse_args()
     sets = []
@@ -172,8 +174,12 @@ def main() -> None:
                     complete += bool(row["complete"][i])  # type: ignore[index]
             print(f"  {name:24s} {label:8s} {hits / total:.3f} / {complete / total:.3f}")
     print("\nselect = {" + ", ".join(f'"{n}": {v:.3f}' for n, v in zip(SIGNALS, select, strict=True)) + "}")
-    print("answer = {" + f'"bias": {answer[0]:.3f}, ' + ", ".join(
-        f'"{n}": {v:.3f}' for n, v in zip(SIGNALS, answer[1:], strict=True)) + "}")
+    print(
+        "answer = {"
+        + f'"bias": {answer[0]:.3f}, '
+        + ", ".join(f'"{n}": {v:.3f}' for n, v in zip(SIGNALS, answer[1:], strict=True))
+        + "}"
+    )
 
     print("\nhow well each signal of the best sentence alone tells answerable from not (AUC):")
     x_all, y_all = np.array(xs), np.array(ys)

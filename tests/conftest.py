@@ -52,7 +52,9 @@ class CountingEmbedder:
         self.texts.extend(texts)
         return self.inner.embed(texts)  # type: ignore[attr-defined,no-any-return]
 
-    def embed_spans(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]) -> tuple[np.ndarray, list[np.ndarray]]:
+    def embed_spans(
+        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
         self.texts.extend(texts)
         return self.inner.embed_spans(texts, spans)  # type: ignore[attr-defined,no-any-return]
 
@@ -80,7 +82,9 @@ class FakeEmbedder:
             out[i] /= norm
         return out
 
-    def embed_spans(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]) -> tuple[np.ndarray, list[np.ndarray]]:
+    def embed_spans(
+        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
         vectors = self.embed(texts)
         return vectors, [self.embed([t[a:b] for a, b in s]) for t, s in zip(texts, spans, strict=True)]
 

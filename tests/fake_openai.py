@@ -161,14 +161,9 @@ class _Handler(BaseHTTPRequestHandler):
                 "unknown_url",
             )
             return
-        if (
-            state.api_key is not None
-            and self.headers.get("Authorization") != f"Bearer {state.api_key}"
-        ):
+        if state.api_key is not None and self.headers.get("Authorization") != f"Bearer {state.api_key}":
             # Like OpenAI, the message never repeats the key that was sent.
-            self._error(
-                401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key"
-            )
+            self._error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
             return
         problem = _invalid(body)
         if problem:
@@ -333,9 +328,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def _error(self, status: int, message: str, error_type: str, code: str | None) -> None:
-        self._json(
-            status, {"error": {"message": message, "type": error_type, "param": None, "code": code}}
-        )
+        self._json(status, {"error": {"message": message, "type": error_type, "param": None, "code": code}})
 
     def _event(self, data: dict[str, Any]) -> None:
         self._send_chunk(f"data: {json.dumps(data)}\n\n".encode())
@@ -384,9 +377,7 @@ def _usage(body: dict[str, Any], content: str) -> dict[str, int]:
 class FakeOpenAI:
     """An OpenAI-compatible chat-completions server on 127.0.0.1, run in a thread."""
 
-    def __init__(
-        self, *, api_key: str | None = None, models: Sequence[str] = ("fake-model",)
-    ) -> None:
+    def __init__(self, *, api_key: str | None = None, models: Sequence[str] = ("fake-model",)) -> None:
         self._state = _State(api_key=api_key, models=tuple(models))
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -425,9 +416,7 @@ class FakeOpenAI:
         server = _Server(("127.0.0.1", 0), _Handler)
         server.state = self._state
         self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
         return self
 

@@ -47,18 +47,14 @@ def lite_server(data_dir: Path, timeout_s: float = 60) -> Iterator[str]:
         deadline = time.monotonic() + timeout_s
         while True:
             if process.poll() is not None:
-                raise RuntimeError(
-                    f"milvus-lite server exited with {process.returncode}; see {log.name}"
-                )
+                raise RuntimeError(f"milvus-lite server exited with {process.returncode}; see {log.name}")
             with (
                 contextlib.suppress(OSError),
                 socket.create_connection(("127.0.0.1", port), timeout=1),
             ):
                 break
             if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"milvus-lite server did not listen on port {port} in {timeout_s} s"
-                )
+                raise RuntimeError(f"milvus-lite server did not listen on port {port} in {timeout_s} s")
             time.sleep(0.2)
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -108,7 +108,14 @@ def test_every_corpus_chunk_fits_the_real_model_window(real_embedder: Embedder) 
 def test_chunker_splits_what_the_model_cannot_read_whole(real_embedder: Embedder) -> None:
     # Swedish words cost the English word-piece vocabulary many pieces per tiktoken token.
     text = ("Kompetensförsörjningen och jämställdhetsarbetet inom basindustrin fortsätter. " * 40).strip()
-    doc = Document(id="sv.txt", title="Sv", text=text, sections=(), content_hash=hashlib.sha256(text.encode()).hexdigest(), language="sv")
+    doc = Document(
+        id="sv.txt",
+        title="Sv",
+        text=text,
+        sections=(),
+        content_hash=hashlib.sha256(text.encode()).hexdigest(),
+        language="sv",
+    )
     unbounded = Chunker(400, 800).chunk(doc)
     assert any(not real_embedder.fits(embedding_text(c)) for c in unbounded)
     bounded = Chunker(400, 800, fits=real_embedder.fits).chunk(doc)

@@ -17,7 +17,12 @@ def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) 
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "assistant.cli", *args],
-        capture_output=True, text=True, env=full_env, cwd=cwd, timeout=600, check=False,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=600,
+        check=False,
     )
 
 
@@ -70,7 +75,9 @@ def test_empty_corpus_says_what_to_do(tmp_path: Path) -> None:
 def test_index_reports_skipped_files_and_settings_come_from_the_environment(tmp_path: Path) -> None:
     corpus = tmp_path / "docs"
     corpus.mkdir()
-    (corpus / "policy.md").write_text("# Travel policy\n\nTrains are preferred for trips under 600 km.\n", encoding="utf-8")
+    (corpus / "policy.md").write_text(
+        "# Travel policy\n\nTrains are preferred for trips under 600 km.\n", encoding="utf-8"
+    )
     (corpus / "broken.pdf").write_bytes(b"%PDF-1.4 garbage")
     env = {"ASSISTANT_CORPUS_DIR": str(corpus), "ASSISTANT_INDEX_DIR": str(tmp_path / "idx")}
     done = run("index", env=env)

@@ -66,9 +66,7 @@ def test_onnx_embedder_refuses_to_truncate(onnx_embedder: OnnxEmbedder) -> None:
     assert onnx_embedder.embed([]).shape == (0, onnx_embedder.dimension)
 
 
-def test_int8_drifts_but_stays_close(
-    onnx_embedder: OnnxEmbedder, torch_embedder: SentenceTransformerEmbedder
-) -> None:
+def test_int8_drifts_but_stays_close(onnx_embedder: OnnxEmbedder, torch_embedder: SentenceTransformerEmbedder) -> None:
     int8 = OnnxEmbedder("all-MiniLM-L6-v2", quantized=True)
     cosine = (int8.embed(TEXTS) * torch_embedder.embed(TEXTS)).sum(axis=1)
     # Dynamic int8 is an approximation: close, but measurably not equal (see the README).

@@ -18,15 +18,29 @@ DOC = "Intro line.\nPlastipolis  has awarded the Gold label in 2013.\nCluj IT ho
 
 def _hit(start: int, end: int, rank: int) -> Hit:
     chunk = Chunk(
-        id=f"d.txt#{rank}", doc_id="d.txt", n=rank, title="D", section_path=(), subject="",
-        start=start, end=end, text=DOC[start:end], sentences=(Sentence(start, end),), tokens=5,
+        id=f"d.txt#{rank}",
+        doc_id="d.txt",
+        n=rank,
+        title="D",
+        section_path=(),
+        subject="",
+        start=start,
+        end=end,
+        text=DOC[start:end],
+        sentences=(Sentence(start, end),),
+        tokens=5,
     )
     return Hit(chunk=chunk, score=1.0 / rank, rank=rank)
 
 
 def _gold(**fields: object) -> GoldQuestion:
-    base = {"id": "q", "kind": "fact", "question": "Who holds Gold?", "key_facts": ["Plastipolis"],
-            "sources": [{"doc": "d.txt", "quote": "plastipolis has awarded the GOLD label"}]}
+    base = {
+        "id": "q",
+        "kind": "fact",
+        "question": "Who holds Gold?",
+        "key_facts": ["Plastipolis"],
+        "sources": [{"doc": "d.txt", "quote": "plastipolis has awarded the GOLD label"}],
+    }
     return GoldQuestion.model_validate(base | fields)
 
 
@@ -78,7 +92,10 @@ def test_followups_are_asked_with_their_history() -> None:
         seen.append(history)
         return Answer(question, "I could not find this in the documents.", (), True)
 
-    gold = _gold(kind="followup", history=[{"role": "user", "content": "About Plastipolis?"}, {"role": "assistant", "content": "Yes."}])
+    gold = _gold(
+        kind="followup",
+        history=[{"role": "user", "content": "About Plastipolis?"}, {"role": "assistant", "content": "Yes."}],
+    )
     evaluate(ask, lambda d: DOC, [gold])
     assert seen == [[Turn("user", "About Plastipolis?"), Turn("assistant", "Yes.")]]
 
@@ -118,12 +135,19 @@ def _eval(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
 
     return subprocess.run(
         [sys.executable, "-m", "assistant.cli", "eval", *args],
-        capture_output=True, text=True, cwd=ROOT, env={**os.environ, **(env or {})}, timeout=900, check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        timeout=900,
+        check=False,
     )
 
 
 @pytest.mark.slow
-def test_gold_suite_passes_its_baseline_and_a_weakened_retriever_trips_the_gate(built_index: Path, tmp_path: Path) -> None:
+def test_gold_suite_passes_its_baseline_and_a_weakened_retriever_trips_the_gate(
+    built_index: Path, tmp_path: Path
+) -> None:
     gold = ROOT / "eval" / "gold.jsonl"
     baseline = ROOT / "eval" / "baseline.json"
     report = tmp_path / "report.md"

@@ -22,8 +22,14 @@ from assistant.store import IndexStore, current_version
 from tests.conftest import CORPUS, FakeEmbedder
 
 INDEX_FILES = [
-    "manifest.json", "vectors.npy", "vectors.faiss", "sentences.npy", "sentence_offsets.npy",
-    "chunks.sqlite", "keyword.npz", "keyword.json",
+    "manifest.json",
+    "vectors.npy",
+    "vectors.faiss",
+    "sentences.npy",
+    "sentence_offsets.npy",
+    "chunks.sqlite",
+    "keyword.npz",
+    "keyword.json",
 ]
 
 
@@ -53,7 +59,10 @@ def test_a_damaged_index_is_a_one_line_error_in_the_cli(built_index: Path, tmp_p
     (folder / "keyword.npz").write_bytes(b"not a zip")
     done = subprocess.run(
         [sys.executable, "-m", "assistant.cli", "ask", "Who?", "--index", str(index)],
-        capture_output=True, text=True, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
@@ -73,8 +82,12 @@ def test_kill_9_at_random_points_leaves_the_previous_index_serving(tmp_path: Pat
     assert first is not None
     rng = random.Random(7)
     for attempt in range(5):
-        (corpus / f"note-{attempt}.txt").write_text(f"Note {attempt}: welding robots, {uuid.uuid4()}.", encoding="utf-8")
-        process = subprocess.Popen(command + ["--rebuild"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        (corpus / f"note-{attempt}.txt").write_text(
+            f"Note {attempt}: welding robots, {uuid.uuid4()}.", encoding="utf-8"
+        )
+        process = subprocess.Popen(
+            command + ["--rebuild"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         time.sleep(rng.uniform(0.5, 8.0))
         if process.poll() is None:
             os.kill(process.pid, signal.SIGKILL)

@@ -52,11 +52,7 @@ def normalised_lines(name: str) -> tuple[str, ...]:
 
 
 def corpus_documents() -> list[str]:
-    return sorted(
-        str(p.relative_to(CORPUS))
-        for p in CORPUS.rglob("*")
-        if p.is_file() and not p.name.startswith(".")
-    )
+    return sorted(str(p.relative_to(CORPUS)) for p in CORPUS.rglob("*") if p.is_file() and not p.name.startswith("."))
 
 
 def load_lines() -> list[str]:
@@ -162,9 +158,7 @@ def test_followups_have_an_alternating_history(questions: list[dict[str, Any]]) 
 
 def test_source_documents_exist(questions: list[dict[str, Any]]) -> None:
     documents = set(corpus_documents())
-    missing = {
-        (q["id"], s["doc"]) for q in questions for s in q["sources"] if s["doc"] not in documents
-    }
+    missing = {(q["id"], s["doc"]) for q in questions for s in q["sources"] if s["doc"] not in documents}
     assert not missing, f"sources naming documents not in corpus/: {sorted(missing)}"
 
 
@@ -177,9 +171,7 @@ def test_quotes_are_exact_phrases_of_their_documents(questions: list[dict[str, A
             quote = normalise(s["quote"])
             where = f"{q['id']} ({s['doc']}): {s['quote']!r}"
             assert quote in normalise(document(s["doc"])), f"quote not in document: {where}"
-            assert any(quote in line for line in normalised_lines(s["doc"])), (
-                f"quote spans a line break: {where}"
-            )
+            assert any(quote in line for line in normalised_lines(s["doc"])), f"quote spans a line break: {where}"
             low, high = QUOTE_WORDS
             assert low <= len(quote.split()) <= high, f"quote not {low}-{high} words: {where}"
 

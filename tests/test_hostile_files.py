@@ -64,7 +64,9 @@ def test_a_parser_that_hangs_is_killed_at_the_time_limit(tmp_path: Path, monkeyp
 
 
 @pytest.mark.timeout(120)
-def test_a_parser_that_eats_memory_is_stopped_at_the_memory_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_parser_that_eats_memory_is_stopped_at_the_memory_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = pdf_factory.write(tmp_path / "hog.pdf", pdf_factory.text_pdf([["Hello."]]))
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
     (tmp_path / "sitecustomize.py").write_text(
@@ -82,7 +84,11 @@ def test_oversized_and_deeply_nested_text_files(tmp_path: Path) -> None:
         load_document(_source(big), max_file_mb=1)
     nested = tmp_path / "nested.md"
     nested.write_text(
-        "# Top\n\n" + "".join(">" * i + " level\n" for i in range(1, 3000)) + "\n" + "- " * 5000 + "item\n"
+        "# Top\n\n"
+        + "".join(">" * i + " level\n" for i in range(1, 3000))
+        + "\n"
+        + "- " * 5000
+        + "item\n"
         + "".join("#" * (1 + i % 6) + f" Heading {i}\n\nText {i}.\n\n" for i in range(2000)),
         encoding="utf-8",
     )

@@ -72,7 +72,9 @@ def test_bad_files_are_skipped_and_everything_else_stays_answerable(
     questions = {
         "4-motors-industry-4-0-concept-note.txt": "Which partners hold a Gold label?",
         "florence-industrial-modernisation-workshop.txt": "How many people attended the workshop in Florence?",
-        "luxembourg-materials-manufacturing-cluster-agm.txt": "How many companies are in the manufacturing sector in Luxembourg?",
+        "luxembourg-materials-manufacturing-cluster-agm.txt": (
+            "How many companies are in the manufacturing sector in Luxembourg?"
+        ),
         "metaindustry4-third-birthday.txt": "How many partners does MetaIndustry4 have?",
         "smart-industri-norra-mellansverige.txt": "Which regions cooperate in Smart Industri Norra Mellansverige?",
     }

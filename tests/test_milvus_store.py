@@ -88,9 +88,7 @@ def test_each_version_has_its_collection_the_alias_follows_and_old_ones_go(
     assistant.index()
     first = assistant.store
     client = client_of(assistant)
-    assert first.manifest.collection.endswith(
-        current_version(assistant.settings.index_dir).name.replace("-", "_")
-    )
+    assert first.manifest.collection.endswith(current_version(assistant.settings.index_dir).name.replace("-", "_"))
     assert client.describe_alias("assistant")["collection_name"] == first.manifest.collection
 
     extra = fake_settings.corpus_dir / "extra.txt"
@@ -101,10 +99,7 @@ def test_each_version_has_its_collection_the_alias_follows_and_old_ones_go(
     assert second.manifest.collection != first.manifest.collection
     assert client.describe_alias("assistant")["collection_name"] == second.manifest.collection
     # A reader that opened the previous version keeps its own collection, not the alias's.
-    assert (
-        first.vector_index.search(FakeEmbedder().embed(["welding robots"]), 200)[1].max()
-        < first.size
-    )
+    assert first.vector_index.search(FakeEmbedder().embed(["welding robots"]), 200)[1].max() < first.size
     assert "extra.txt" not in {first.chunk(r).doc_id for r in range(first.size)}
 
     for n in range(3):
@@ -123,9 +118,7 @@ def test_a_deleted_document_is_gone_from_the_collection(fake_settings: Settings)
     assistant = Assistant(settings_for(fake_settings, "milvus", "index"), embedder=FakeEmbedder())
     assistant.index()
     question = "How many partners does MetaIndustry4 have?"
-    assert any(
-        c.doc == "metaindustry4-third-birthday.txt" for c in assistant.ask(question).citations
-    )
+    assert any(c.doc == "metaindustry4-third-birthday.txt" for c in assistant.ask(question).citations)
     (fake_settings.corpus_dir / "metaindustry4-third-birthday.txt").unlink()
     report = assistant.index()
     assert report.removed == ["metaindustry4-third-birthday.txt"] and report.embedded == 0
@@ -134,9 +127,7 @@ def test_a_deleted_document_is_gone_from_the_collection(fake_settings: Settings)
     assert all(h.chunk.doc_id != "metaindustry4-third-birthday.txt" for h in answer.hits)
     assert all(c.doc != "metaindustry4-third-birthday.txt" for c in answer.citations)
     # The new collection holds exactly the remaining chunks, keyed by their rows.
-    count = client_of(assistant).query(
-        store.manifest.collection, filter="", output_fields=["count(*)"]
-    )
+    count = client_of(assistant).query(store.manifest.collection, filter="", output_fields=["count(*)"])
     assert count[0]["count(*)"] == store.size
     _, rows = store.vector_index.search(FakeEmbedder().embed([question]), store.size)
     assert sorted(rows[0].tolist()) == list(range(store.size))
@@ -151,9 +142,7 @@ def test_a_failed_milvus_write_keeps_the_previous_index(
     assistant.index()
     before = current_version(assistant.settings.index_dir)
     kept = collections(assistant)
-    (fake_settings.corpus_dir / "new.txt").write_text(
-        "A brand new document about robots.", encoding="utf-8"
-    )
+    (fake_settings.corpus_dir / "new.txt").write_text("A brand new document about robots.", encoding="utf-8")
     client = client_of(assistant)
     original_flush = client.flush
 
@@ -161,9 +150,7 @@ def test_a_failed_milvus_write_keeps_the_previous_index(
         raise MilvusException(message="disk quota exceeded")
 
     monkeypatch.setattr(client, "flush", broken_flush)
-    with pytest.raises(
-        IndexWriteError, match="disk quota exceeded.*previous index is still in use"
-    ):
+    with pytest.raises(IndexWriteError, match="disk quota exceeded.*previous index is still in use"):
         assistant.index()
     assert current_version(assistant.settings.index_dir) == before
     assert not list((assistant.settings.index_dir / "versions").glob("*.partial"))
@@ -210,34 +197,24 @@ def test_switching_the_store_moves_the_vectors_without_embedding_again(
     assert np.array_equal(IndexStore.load(faiss_settings.index_dir).vectors, vectors)
 
 
-def test_a_copied_index_folder_never_drops_the_original_collections(
-    fake_settings: Settings, tmp_path: Path
-) -> None:
+def test_a_copied_index_folder_never_drops_the_original_collections(fake_settings: Settings, tmp_path: Path) -> None:
     # Collections carry their index folder's path hash: a copy (or a second index sharing the
     # server) cleans up only what it wrote itself.
     settings = settings_for(fake_settings, "milvus", "index")
     original = Assistant(settings, embedder=FakeEmbedder())
     original.index()
     copy_dir = tmp_path / "copy"
-    shutil.copytree(
-        settings.index_dir, copy_dir, symlinks=True, ignore=shutil.ignore_patterns("milvus.db")
-    )
+    shutil.copytree(settings.index_dir, copy_dir, symlinks=True, ignore=shutil.ignore_patterns("milvus.db"))
     copy = Assistant(settings.model_copy(update={"index_dir": copy_dir}), embedder=FakeEmbedder())
-    assert copy.ask(
-        "Which partners hold a Gold label?"
-    ).citations  # reads the original's collection
+    assert copy.ask("Which partners hold a Gold label?").citations  # reads the original's collection
     for n in range(4):
-        (fake_settings.corpus_dir / "extra.txt").write_text(
-            f"Extra text number {n}.", encoding="utf-8"
-        )
+        (fake_settings.corpus_dir / "extra.txt").write_text(f"Extra text number {n}.", encoding="utf-8")
         copy.index()
     assert original.store.manifest.collection in client_of(original).list_collections()
     assert original.ask("Which partners hold a Gold label?").citations
 
 
-def test_settings_and_missing_packages_say_what_to_do(
-    fake_settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_settings_and_missing_packages_say_what_to_do(fake_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValueError, match="milvus_collection"):
         Settings(milvus_collection="my-index")
     with pytest.raises(ValueError, match="must start with a letter"):
@@ -253,9 +230,7 @@ def test_settings_and_missing_packages_say_what_to_do(
 
 
 @pytest.mark.slow
-def test_gold_set_scores_the_same_on_milvus_and_faiss(
-    tmp_path: Path, real_embedder: Embedder
-) -> None:
+def test_gold_set_scores_the_same_on_milvus_and_faiss(tmp_path: Path, real_embedder: Embedder) -> None:
     gold = evaluation.load_gold(ROOT / "eval" / "gold.jsonl")
     summaries = {}
     hits = {}
@@ -286,14 +261,10 @@ def test_gold_set_scores_the_same_on_milvus_and_faiss(
             answers.append([h.chunk.id for h in answer.hits])
             return answer
 
-        report = evaluation.evaluate(
-            ask, lambda d, a=assistant: a.store.document(d).text, gold, k=5
-        )
+        report = evaluation.evaluate(ask, lambda d, a=assistant: a.store.document(d).text, gold, k=5)
         summaries[store], hits[store] = report.summary, answers
     for metric in ("hit_at_k", "mrr"):
-        assert summaries["milvus"][metric] == pytest.approx(summaries["faiss"][metric], abs=0.01), (
-            metric
-        )
+        assert summaries["milvus"][metric] == pytest.approx(summaries["faiss"][metric], abs=0.01), metric
     assert hits["milvus"] == hits["faiss"]
 
 
@@ -303,9 +274,7 @@ def test_bench_measures_milvus_next_to_faiss_on_the_same_vectors(tmp_path: Path)
     uri = str(tmp_path / "bench.db")
     rows = measure_store_retrieval(2000, uri=uri, queries=30, dim=32)
     by_engine = {row["what"]: row for row in rows}
-    assert set(by_engine) == {
-        "FAISS flat", "FAISS hnsw", "Milvus FLAT (milvus-lite)", "Milvus HNSW (milvus-lite)"
-    }
+    assert set(by_engine) == {"FAISS flat", "FAISS hnsw", "Milvus FLAT (milvus-lite)", "Milvus HNSW (milvus-lite)"}
     # FAISS flat is the ground truth; Milvus' exact search must find the same neighbours.
     assert by_engine["FAISS flat"]["recall_at_10"] == 1.0
     assert by_engine["Milvus FLAT (milvus-lite)"]["recall_at_10"] >= 0.99

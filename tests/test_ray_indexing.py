@@ -46,9 +46,7 @@ def same_index(a: IndexStore, b: IndexStore, atol: float = 1e-5) -> None:
 
 
 @pytest.mark.slow
-def test_index_with_ray_gives_the_single_process_chunks_vectors_and_manifest(
-    built_index: Path, tmp_path: Path
-) -> None:
+def test_index_with_ray_gives_the_single_process_chunks_vectors_and_manifest(built_index: Path, tmp_path: Path) -> None:
     ray_index = tmp_path / "ray-index"
     done = subprocess.run(
         [
@@ -72,11 +70,7 @@ def test_index_with_ray_gives_the_single_process_chunks_vectors_and_manifest(
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Indexed 5 documents" in done.stdout
     single, distributed = IndexStore.load(built_index), IndexStore.load(ray_index)
-    assert (
-        distributed.manifest.engine
-        == single.manifest.engine
-        == (os.environ.get("ASSISTANT_STORE") or "faiss")
-    )
+    assert distributed.manifest.engine == single.manifest.engine == (os.environ.get("ASSISTANT_STORE") or "faiss")
     same_index(single, distributed)
 
 
@@ -85,12 +79,8 @@ def test_ray_indexing_is_incremental_skips_bad_files_and_matches_the_local_path(
 ) -> None:
     corpus = fake_settings.corpus_dir
     pdf_factory.write(corpus / "broken.pdf", pdf_factory.corrupt_pdf())
-    local = Assistant(
-        fake_settings.model_copy(update={"index_dir": tmp_path / "local"}), embedder=FakeEmbedder()
-    )
-    ray = Assistant(
-        fake_settings.model_copy(update={"index_dir": tmp_path / "ray"}), embedder=FakeEmbedder()
-    )
+    local = Assistant(fake_settings.model_copy(update={"index_dir": tmp_path / "local"}), embedder=FakeEmbedder())
+    ray = Assistant(fake_settings.model_copy(update={"index_dir": tmp_path / "ray"}), embedder=FakeEmbedder())
 
     first = ray.index(ray="")
     assert first.written and first.embedded == first.chunks
@@ -100,14 +90,10 @@ def test_ray_indexing_is_incremental_skips_bad_files_and_matches_the_local_path(
 
     # One document changed, one deleted: Ray reads and embeds only the changed one.
     luxembourg = corpus / "luxembourg-materials-manufacturing-cluster-agm.txt"
-    luxembourg.write_text(
-        luxembourg.read_text(encoding="utf-8") + "\n\nA hydrogen day in June.\n", encoding="utf-8"
-    )
+    luxembourg.write_text(luxembourg.read_text(encoding="utf-8") + "\n\nA hydrogen day in June.\n", encoding="utf-8")
     (corpus / "metaindustry4-third-birthday.txt").unlink()
     second = ray.index(ray="")
-    assert second.changed == [luxembourg.name] and second.removed == [
-        "metaindustry4-third-birthday.txt"
-    ]
+    assert second.changed == [luxembourg.name] and second.removed == ["metaindustry4-third-birthday.txt"]
     assert second.embedded == ray.store.manifest.documents[luxembourg.name]["chunks"]
     assert dict(second.skipped).keys() == {"broken.pdf"}
     local.index()

@@ -62,8 +62,14 @@ def renumber(text: str, citations: Sequence[Citation]) -> tuple[str, tuple[Citat
     cleaned = re.sub(r"[ \t]{2,}", " ", cleaned).strip()
     kept = tuple(
         Citation(
-            n=new_number[c.n], doc=c.doc, title=c.title, section=c.section,
-            start=c.start, end=c.end, quote=c.quote, page=c.page,
+            n=new_number[c.n],
+            doc=c.doc,
+            title=c.title,
+            section=c.section,
+            start=c.start,
+            end=c.end,
+            quote=c.quote,
+            page=c.page,
         )
         for c in sorted((by_number[n] for n in order), key=lambda c: new_number[c.n])
     )

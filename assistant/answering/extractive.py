@@ -47,8 +47,11 @@ _DATE = re.compile(
     r"september|october|november|december|spring|summer|autumn|winter|century)\b",
     re.IGNORECASE,
 )
-_REASON = re.compile(r"\b(because|since|as a result|due to|in order to|so that|thanks to|reason|"
-                     r"aim|objective|purpose|goal|interest)\b", re.IGNORECASE)
+_REASON = re.compile(
+    r"\b(because|since|as a result|due to|in order to|so that|thanks to|reason|"
+    r"aim|objective|purpose|goal|interest)\b",
+    re.IGNORECASE,
+)
 _URL = re.compile(r"https?://\S+|www\.\S+")
 _WEB_CUES = re.compile(r"\b(website|web site|url|link|profile|homepage|site)\b", re.IGNORECASE)
 _LIST_PREFIX = re.compile(r"^\s*(?:[-*+•✓√○o·]|\(?\d{1,2}[.)]|[a-z][.)])\s*$")
@@ -94,17 +97,35 @@ class ExtractiveSettings:
     # Sentence selection: score = sum of weight * signal.
     select: dict[str, float] = field(
         default_factory=lambda: {
-            "lexical": 1.000, "attribute": 0.868, "unmatched": -0.439, "context": 0.018,
-            "order": 0.054, "negation": -0.136, "phrases": 0.385, "similarity": 0.415,
-            "passage": 0.175, "answer_type": 0.588, "missing_name": -0.666, "rank": 0.784,
+            "lexical": 1.000,
+            "attribute": 0.868,
+            "unmatched": -0.439,
+            "context": 0.018,
+            "order": 0.054,
+            "negation": -0.136,
+            "phrases": 0.385,
+            "similarity": 0.415,
+            "passage": 0.175,
+            "answer_type": 0.588,
+            "missing_name": -0.666,
+            "rank": 0.784,
         }
     )
     # Answerability: logistic regression over the best sentence's signals.
     answer: dict[str, float] = field(
         default_factory=lambda: {
-            "bias": -0.597, "lexical": 0.621, "attribute": 0.559, "unmatched": -0.151,
-            "context": 0.241, "order": -0.565, "negation": -0.348, "phrases": 0.276,
-            "similarity": 0.444, "passage": -0.159, "answer_type": 0.527, "missing_name": -1.227,
+            "bias": -0.597,
+            "lexical": 0.621,
+            "attribute": 0.559,
+            "unmatched": -0.151,
+            "context": 0.241,
+            "order": -0.565,
+            "negation": -0.348,
+            "phrases": 0.276,
+            "similarity": 0.444,
+            "passage": -0.159,
+            "answer_type": 0.527,
+            "missing_name": -1.227,
             "rank": -0.134,
         }
     )
@@ -142,14 +163,22 @@ class ExtractiveAnswerer:
             # A question about something no document mentions ("the FIFA World Cup") has no
             # answer here, however well some sentence matches its other words.
             return Answer(
-                question=question, text=f"{NOT_FOUND} They never mention {_join_names(unknown)}.",
-                citations=(), abstained=True, hits=tuple(hits), confidence=0.0,
+                question=question,
+                text=f"{NOT_FOUND} They never mention {_join_names(unknown)}.",
+                citations=(),
+                abstained=True,
+                hits=tuple(hits),
+                confidence=0.0,
             )
         candidates = self.candidates(q, hits)
         confidence = self.answerability(candidates[0]) if candidates else 0.0
         if confidence < self.settings.threshold:
             return Answer(
-                question=question, text=NOT_FOUND, citations=(), abstained=True, hits=tuple(hits),
+                question=question,
+                text=NOT_FOUND,
+                citations=(),
+                abstained=True,
+                hits=tuple(hits),
                 confidence=confidence,
             )
         best = candidates[0]
@@ -206,12 +235,12 @@ class ExtractiveAnswerer:
                 lexical = sum(weights[t] * c for t, c in credit.items())
                 attribute = sum(weights[t] * credit.get(t, 0.0) for t in attributes)
                 around = sum(weights[t] for t in q.terms if t not in credit and t in context)
-                unmatched = max(
-                    (weights[t] for t in attributes if t not in credit and t not in context), default=0.0
-                )
+                unmatched = max((weights[t] for t in attributes if t not in credit and t not in context), default=0.0)
                 adjacent = set(zip(terms, terms[1:], strict=False))
                 order = _concordance([t for t in q.terms if t in direct], terms)
-                similarity = hit.sentence_similarity[index] if index < len(hit.sentence_similarity) else hit.vector_score
+                similarity = (
+                    hit.sentence_similarity[index] if index < len(hit.sentence_similarity) else hit.vector_score
+                )
                 evidence = Evidence(
                     lexical=lexical / total if total else 0.0,
                     attribute=attribute / attribute_total if attribute_total else 1.0,
@@ -226,9 +255,7 @@ class ExtractiveAnswerer:
                     missing_name=1.0 if missing else 0.0,
                     rank=1.0 / hit.rank,
                 )
-                content = sum(
-                    w * getattr(evidence, name) for name, w in self.settings.select.items() if name != "rank"
-                )
+                content = sum(w * getattr(evidence, name) for name, w in self.settings.select.items() if name != "rank")
                 if len(text.split()) > 60:
                     content -= 0.1  # a run-on table row or list is rarely the answer
                 score = content + self.settings.select.get("rank", 0.0) * evidence.rank
@@ -290,7 +317,9 @@ class ExtractiveAnswerer:
 
     def _list_answer(self, question: str, items: list[Scored], hits: Sequence[Hit]) -> Answer:
         hit_order = {h.chunk.doc_id: h.rank for h in reversed(hits)}
-        items = sorted(items, key=lambda s: (hit_order.get(s.hit.chunk.doc_id, 99), s.hit.chunk.doc_id, s.sentence.start))
+        items = sorted(
+            items, key=lambda s: (hit_order.get(s.hit.chunk.doc_id, 99), s.hit.chunk.doc_id, s.sentence.start)
+        )
         citations: list[Citation] = []
         names: list[str] = []
         lines: list[str] = []
@@ -347,7 +376,7 @@ class ExtractiveAnswerer:
 def _concordance(question_order: list[str], sentence_terms: list[str]) -> float:
     # Kendall's tau between the question's order of shared terms and the sentence's: a question
     # built by swapping who does what to whom reverses them.
-    position = {}
+    position: dict[str, int] = {}
     for i, term in enumerate(sentence_terms):
         position.setdefault(term, i)
     ranks = [position[t] for t in question_order if t in position]
@@ -399,12 +428,25 @@ def _mentions(passage_folded: str, name: str) -> bool:
         (f"(?:{re.escape(w)}|{_NUMBER_WORDS[w]})" if w in _NUMBER_WORDS else re.escape(w[:5])) + r"[^\W_]*"
         for w in words
     ]
-    return re.search(r"(?<![^\W_])" + r"(?:[\W_]+(?:de|of|di|du|von|van|der|la|le)?[\W_]*)".join(parts), passage_folded) is not None
+    return (
+        re.search(r"(?<![^\W_])" + r"(?:[\W_]+(?:de|of|di|du|von|van|der|la|le)?[\W_]*)".join(parts), passage_folded)
+        is not None
+    )
 
 
 _NUMBER_WORDS = {
-    "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7",
-    "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12",
+    "one": "1",
+    "two": "2",
+    "three": "3",
+    "four": "4",
+    "five": "5",
+    "six": "6",
+    "seven": "7",
+    "eight": "8",
+    "nine": "9",
+    "ten": "10",
+    "eleven": "11",
+    "twelve": "12",
 }
 
 

@@ -83,9 +83,7 @@ _NO_KEY = "no-key"
 class StreamingAnswerer(Answerer, Protocol):
     """An answerer that can also yield its answer text as it is written."""
 
-    def stream(
-        self, question: str, hits: Sequence[Hit], history: Sequence[Turn] = ()
-    ) -> Iterator[str | Answer]:
+    def stream(self, question: str, hits: Sequence[Hit], history: Sequence[Turn] = ()) -> Iterator[str | Answer]:
         """Yields text deltas, then the finished Answer (whose text is authoritative)."""
         ...
 
@@ -146,9 +144,7 @@ def _attribute(value: str) -> str:
 
 def _source_block(source: Source) -> str:
     chunk = source.hit.chunk
-    attributes = (
-        f'id="{source.n}" doc="{_attribute(chunk.doc_id)}" title="{_attribute(chunk.title)}"'
-    )
+    attributes = f'id="{source.n}" doc="{_attribute(chunk.doc_id)}" title="{_attribute(chunk.title)}"'
     if chunk.section_path:
         attributes += f' section="{_attribute(" > ".join(chunk.section_path))}"'
     if chunk.page is not None:
@@ -172,9 +168,7 @@ class PromptBudget:
         if self.total < 500:
             raise ValueError(f"the prompt budget must be at least 500 tokens; it is {self.total}")
         if not 0 < self.min_passage <= self.passage:
-            raise ValueError(
-                f"min_passage must be in 1..passage ({self.passage}); it is {self.min_passage}"
-            )
+            raise ValueError(f"min_passage must be in 1..passage ({self.passage}); it is {self.min_passage}")
         if self.history < 0:
             raise ValueError(f"the history budget cannot be negative; it is {self.history}")
 
@@ -192,13 +186,7 @@ def build_prompt(
     """
     budget = budget or PromptBudget()
     question_line = f"Question: {neutralise(question.strip())}"
-    room = (
-        budget.total
-        - count_tokens(SYSTEM_PROMPT)
-        - count_tokens(SOURCES_INTRO)
-        - count_tokens(question_line)
-        - 20
-    )
+    room = budget.total - count_tokens(SYSTEM_PROMPT) - count_tokens(SOURCES_INTRO) - count_tokens(question_line) - 20
     sources: list[Source] = []
     blocks: list[str] = []
     for hit in hits:
@@ -306,9 +294,7 @@ def support(source: Source, claim: str) -> Sentence:
 
 # A bracket that may hold citation numbers: "[3]", "[1, 2]", "[2-4]", "[source 1]", "[12a]".
 _GROUP = re.compile(r"\[([^\[\]\n]{1,40}|\d+)\]")
-_CITATION_LIKE = re.compile(
-    r"\s*(?:\^|(?:sources?|refs?)\.?\s*:?\s*)?(\d[\w.,;\s–-]*?)\s*", re.IGNORECASE
-)
+_CITATION_LIKE = re.compile(r"\s*(?:\^|(?:sources?|refs?)\.?\s*:?\s*)?(\d[\w.,;\s–-]*?)\s*", re.IGNORECASE)
 _NUMBERS = re.compile(r"(\d+)(?:\s*[-–]\s*(\d+))?")
 _PUNCTUATION = ".,;:!?"
 
@@ -492,8 +478,7 @@ def _openai() -> Any:
         import openai
     except ImportError as exc:
         raise ImportError(
-            "the LLM answerer needs the OpenAI SDK: install the `llm` extra "
-            "(pip install 'assistant[llm]')"
+            "the LLM answerer needs the OpenAI SDK: install the `llm` extra (pip install 'assistant[llm]')"
         ) from exc
     return openai
 
@@ -524,9 +509,7 @@ class LLMAnswerer:
         if not model.strip():
             raise ValueError("model must name the model the server serves")
         if timeout_s <= 0:
-            raise ValueError(
-                f"timeout_s must be greater than 0. Currently, timeout_s is {timeout_s}"
-            )
+            raise ValueError(f"timeout_s must be greater than 0. Currently, timeout_s is {timeout_s}")
         key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key or "")
         if client_factory is None and base_url is None and not key.get_secret_value():
             raise ConfigError(
@@ -575,9 +558,7 @@ class LLMAnswerer:
         except GenerationError as exc:
             return self._fall_back(question, hits, history, exc, started)
 
-    def stream(
-        self, question: str, hits: Sequence[Hit], history: Sequence[Turn] = ()
-    ) -> Iterator[str | Answer]:
+    def stream(self, question: str, hits: Sequence[Hit], history: Sequence[Turn] = ()) -> Iterator[str | Answer]:
         """Yields the answer text as the model writes it, markers checked, then the Answer.
 
         If the server fails before any text was yielded, the fallback's answer is streamed
@@ -657,9 +638,7 @@ class LLMAnswerer:
 
     # -- outcomes -----------------------------------------------------------------------
 
-    def _finish(
-        self, question: str, hits: Sequence[Hit], reader: CitationReader, started: float
-    ) -> Answer:
+    def _finish(self, question: str, hits: Sequence[Hit], reader: CitationReader, started: float) -> Answer:
         if not reader.text.strip():
             raise GenerationError("the model's answer was empty")
         elapsed = (time.perf_counter() - started) * 1000
@@ -671,9 +650,7 @@ class LLMAnswerer:
         text, citations = renumber(reader.text, reader.citations)
         if text != reader.text:  # cannot happen: the reader cleans as renumber does
             logger.warning("llm answer: the streamed text differs from the checked text")
-        logger.debug(
-            "llm answer: %d chars, %d citations, %.0f ms", len(text), len(citations), elapsed
-        )
+        logger.debug("llm answer: %d chars, %d citations, %.0f ms", len(text), len(citations), elapsed)
         return Answer(question, text, citations, False, tuple(hits), answerer=self.name)
 
     def _abstain(self, question: str, hits: Sequence[Hit]) -> Answer:

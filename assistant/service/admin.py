@@ -54,9 +54,7 @@ def readyz(context: Context) -> ReadyOut:
     response_model=ReindexResponse,
     dependencies=[Depends(require_admin_key)],
 )
-async def reindex(
-    context: Context, body: Annotated[ReindexRequest | None, Body()] = None
-) -> ReindexResponse:
+async def reindex(context: Context, body: Annotated[ReindexRequest | None, Body()] = None) -> ReindexResponse:
     """Brings the index up to date with the corpus while requests keep being answered.
 
     Runs in a worker thread; a second call waits for the running one, then runs itself.

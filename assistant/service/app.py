@@ -66,9 +66,7 @@ def create_app(assistant: Assistant, settings: Settings) -> FastAPI:
         stop = asyncio.Event()
         watcher: asyncio.Task[None] | None = None
         if settings.reindex_watch:
-            watcher = asyncio.create_task(
-                context.reindexer.watch(assistant.settings.corpus_dir, stop)
-            )
+            watcher = asyncio.create_task(context.reindexer.watch(assistant.settings.corpus_dir, stop))
             watcher.add_done_callback(_report_watcher_end)
         try:
             yield
@@ -98,9 +96,7 @@ def create_app(assistant: Assistant, settings: Settings) -> FastAPI:
 async def _load_index(assistant: Assistant) -> None:
     def load() -> None:
         store = assistant.store
-        logger.info(
-            "index loaded: %d documents, %d chunks", len(store.manifest.documents), store.size
-        )
+        logger.info("index loaded: %d documents, %d chunks", len(store.manifest.documents), store.size)
         # The model loads on first use: better now than in the first user's request.
         assistant.embedder.embed(["warm up"])
 
@@ -113,13 +109,9 @@ async def _load_index(assistant: Assistant) -> None:
 
 def _check_watchable(corpus_dir: Path) -> None:
     if importlib.util.find_spec("watchfiles") is None:
-        raise ConfigError(
-            "ASSISTANT_REINDEX_WATCH needs the watchfiles package: pip install watchfiles"
-        )
+        raise ConfigError("ASSISTANT_REINDEX_WATCH needs the watchfiles package: pip install watchfiles")
     if not corpus_dir.is_dir():
-        raise ConfigError(
-            f"ASSISTANT_REINDEX_WATCH is on but the corpus folder {corpus_dir} does not exist"
-        )
+        raise ConfigError(f"ASSISTANT_REINDEX_WATCH is on but the corpus folder {corpus_dir} does not exist")
 
 
 def _report_watcher_end(task: asyncio.Task[None]) -> None:
@@ -139,9 +131,7 @@ def _slack_router(context: ServiceContext) -> APIRouter:
                 "ASSISTANT_SLACK_BOT_TOKEN and ASSISTANT_SLACK_SIGNING_SECRET are set, but this "
                 "version has no Slack bot: unset them"
             ) from exc
-        raise ConfigError(
-            f"the Slack bot needs {exc.name}: pip install 'assistant[slack]'"
-        ) from exc
+        raise ConfigError(f"the Slack bot needs {exc.name}: pip install 'assistant[slack]'") from exc
     router: APIRouter = module.create_router(context)
     return router
 

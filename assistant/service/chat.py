@@ -123,9 +123,7 @@ def chat_stream(asked: Input, context: Context) -> Iterator[ServerSentEvent]:
         yield ServerSentEvent(event="error", data={"status": status_for(exc), "detail": str(exc)})
         return
     log_answer("chat_stream", asked.question, answer, started)
-    yield ServerSentEvent(
-        event="citations", data={"citations": [c.to_dict() for c in answer.citations]}
-    )
+    yield ServerSentEvent(event="citations", data={"citations": [c.to_dict() for c in answer.citations]})
     yield ServerSentEvent(
         event="done",
         data={
@@ -143,9 +141,7 @@ def chat_stream(asked: Input, context: Context) -> Iterator[ServerSentEvent]:
     response_model=ConversationOut,
     response_model_exclude_none=True,
 )
-def conversation(
-    conversation_id: Annotated[str, Path(pattern=ID_PATTERN)], context: Context
-) -> ConversationOut:
+def conversation(conversation_id: Annotated[str, Path(pattern=ID_PATTERN)], context: Context) -> ConversationOut:
     """Returns a conversation's turns: role, content, citations, abstained, created_at."""
     stored = context.conversations.conversation(conversation_id)
     return ConversationOut(
@@ -169,9 +165,7 @@ def conversation(
 @router.post("/feedback", response_model=FeedbackResponse, status_code=201)
 def feedback(body: FeedbackRequest, context: Context) -> FeedbackResponse:
     """Stores a thumbs up or down on an answer, with the exchange as it was."""
-    stored = context.conversations.add_feedback(
-        body.answer_id, body.rating, body.comment, source="api"
-    )
+    stored = context.conversations.add_feedback(body.answer_id, body.rating, body.comment, source="api")
     return FeedbackResponse(
         id=stored.id,
         answer_id=stored.answer_id,

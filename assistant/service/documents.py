@@ -64,9 +64,7 @@ def get_document(
 ) -> DocumentOut | PassageOut:
     """Returns a document's text, or with start and end the cited passage and its context."""
     if not doc_id or _BAD_ID.search(doc_id):
-        raise HTTPException(
-            400, f"invalid document id {doc_id!r}: use an id from GET /api/documents"
-        )
+        raise HTTPException(400, f"invalid document id {doc_id!r}: use an id from GET /api/documents")
     document = context.assistant.store.document(doc_id)
     if start is None and end is None:
         return DocumentOut(
@@ -74,10 +72,7 @@ def get_document(
             title=document.title,
             language=document.language,
             text=document.text,
-            sections=[
-                SectionOut(title=s.title, level=s.level, start=s.start, end=s.end)
-                for s in document.sections
-            ],
+            sections=[SectionOut(title=s.title, level=s.level, start=s.start, end=s.end) for s in document.sections],
         )
     return _passage(document, start, end)
 

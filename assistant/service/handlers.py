@@ -82,9 +82,7 @@ def error_body(path: str, status: int, detail: str, **extra: Any) -> dict[str, A
     if path.startswith("/v1/"):
         body["error"] = {
             "message": detail,
-            "type": _OPENAI_TYPES.get(
-                status, "server_error" if status >= 500 else "invalid_request_error"
-            ),
+            "type": _OPENAI_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error"),
             "param": None,
             "code": status,
         }
@@ -98,9 +96,7 @@ def _json(
     headers: Mapping[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
-    return JSONResponse(
-        error_body(request.url.path, status, detail, **extra), status_code=status, headers=headers
-    )
+    return JSONResponse(error_body(request.url.path, status, detail, **extra), status_code=status, headers=headers)
 
 
 async def _assistant_error(request: Request, exc: Exception) -> JSONResponse:
@@ -157,9 +153,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
                 "the request body must be a JSON object, sent with Content-Type: application/json",
             )
     # The input is left out on purpose: it may be 64 kB of text or a secret.
-    problems = [
-        {"loc": _where(e.get("loc", ())), "msg": str(e.get("msg", "invalid"))} for e in errors
-    ]
+    problems = [{"loc": _where(e.get("loc", ())), "msg": str(e.get("msg", "invalid"))} for e in errors]
     summary = "; ".join(f"{p['loc']}: {p['msg']}" for p in problems)
     return _json(request, 422, f"invalid request: {summary}", errors=problems)
 
@@ -173,9 +167,7 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
         request.url.path,
         exc_info=exc,
     )
-    return _json(
-        request, 500, f"internal error (reference {reference}); the server log has the details"
-    )
+    return _json(request, 500, f"internal error (reference {reference}); the server log has the details")
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -33,9 +33,7 @@ class ChatRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    message: str = Field(
-        description="The question (at most ASSISTANT_MAX_QUESTION_CHARS characters)."
-    )
+    message: str = Field(description="The question (at most ASSISTANT_MAX_QUESTION_CHARS characters).")
     conversation_id: str | None = Field(
         None, pattern=ID_PATTERN, description="Continue this conversation; null starts a new one."
     )

@@ -96,21 +96,15 @@ def sources_text(citations: Sequence[Citation], public_url: str | None) -> str:
 def _usage(request: CompletionInput, content: str) -> Usage:
     prompt = count_tokens(request.question) + sum(count_tokens(t.content) for t in request.history)
     completion = count_tokens(content)
-    return Usage(
-        prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
-    )
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
 
 
 @router.post(
     "/chat/completions",
     response_model=None,
-    responses={
-        200: {"model": ChatCompletion, "description": "A completion, or an SSE stream of chunks."}
-    },
+    responses={200: {"model": ChatCompletion, "description": "A completion, or an SSE stream of chunks."}},
 )
-def chat_completions(
-    body: ChatCompletionRequest, context: Context
-) -> dict[str, Any] | EventSourceResponse:
+def chat_completions(body: ChatCompletionRequest, context: Context) -> dict[str, Any] | EventSourceResponse:
     """Answers the last user message, as one completion or as a stream of chunks."""
     started = time.perf_counter()
     request = completion_input(body.messages, context)
@@ -119,9 +113,7 @@ def chat_completions(
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         stream = _stream(context, request, completion_id, created, include_usage, started)
-        return EventSourceResponse(
-            stream, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        )
+        return EventSourceResponse(stream, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     answer = context.assistant.ask(request.question, request.history)
     log_answer("openai", request.question, answer, started)
     content = answer.text
@@ -151,9 +143,7 @@ def _stream(
     """Yields the answer as OpenAI `chat.completion.chunk` SSE lines, then `[DONE]`."""
 
     def chunk(**fields: Any) -> bytes:
-        data = ChatCompletionChunk(
-            id=completion_id, created=created, model=context.model_id, **fields
-        )
+        data = ChatCompletionChunk(id=completion_id, created=created, model=context.model_id, **fields)
         return format_sse_event(data_str=data.model_dump_json(exclude_none=True))
 
     yield chunk(choices=[ChunkChoice(delta=ChunkDelta(role="assistant", content=""))])

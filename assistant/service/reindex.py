@@ -38,8 +38,7 @@ class Reindexer:
             report = self.assistant.index(rebuild=rebuild)
             self.last_report = report
         logger.info(
-            "reindex written=%s documents=%d chunks=%d added=%d changed=%d removed=%d "
-            "embedded=%d seconds=%.1f",
+            "reindex written=%s documents=%d chunks=%d added=%d changed=%d removed=%d embedded=%d seconds=%.1f",
             report.written,
             report.documents,
             report.chunks,
@@ -60,9 +59,7 @@ class Reindexer:
         try:
             from watchfiles import awatch
         except ImportError as exc:
-            raise ConfigError(
-                "ASSISTANT_REINDEX_WATCH needs the watchfiles package: pip install watchfiles"
-            ) from exc
+            raise ConfigError("ASSISTANT_REINDEX_WATCH needs the watchfiles package: pip install watchfiles") from exc
         logger.info("watching %s for changes", corpus_dir)
         async for changes in awatch(corpus_dir, stop_event=stop, debounce=WATCH_DEBOUNCE_MS):
             logger.info("%d corpus files changed: reindexing", len(changes))

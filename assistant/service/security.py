@@ -58,9 +58,7 @@ def require_api_key(context: Context, credentials: Credentials) -> None:
 def require_admin_key(context: Context, credentials: Credentials) -> None:
     """Refuses admin requests: 403 while no API key is configured, 401 without a valid key."""
     if not context.settings.api_keys:
-        raise HTTPException(
-            403, "admin endpoints are disabled: set ASSISTANT_API_KEYS to enable them"
-        )
+        raise HTTPException(403, "admin endpoints are disabled: set ASSISTANT_API_KEYS to enable them")
     _check_key(credentials, context.settings)
 
 
@@ -68,9 +66,7 @@ class RequestTooLargeError(HTTPException):
     """A request body is over the configured limit (raised while the body is read)."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(
-            413, f"the request body is larger than {limit} bytes (ASSISTANT_MAX_BODY_BYTES)"
-        )
+        super().__init__(413, f"the request body is larger than {limit} bytes (ASSISTANT_MAX_BODY_BYTES)")
 
 
 class BodySizeLimit:
@@ -118,9 +114,7 @@ class StrictCORSMiddleware(CORSMiddleware):
         if response.status_code == 200:
             return response
         reason = bytes(response.body).decode()
-        detail = (
-            f"CORS preflight refused ({reason}); ASSISTANT_CORS_ORIGINS lists the allowed origins"
-        )
+        detail = f"CORS preflight refused ({reason}); ASSISTANT_CORS_ORIGINS lists the allowed origins"
         return Response(
             json.dumps({"detail": detail}),
             status_code=400,
@@ -133,8 +127,7 @@ def cors_options(settings: Settings) -> dict[str, object]:
     """Returns the CORS middleware options for the configured origins (refusing a wildcard)."""
     if any("*" in origin for origin in settings.cors_origins):
         raise ConfigError(
-            "ASSISTANT_CORS_ORIGINS must list origins such as https://intranet.example.org; "
-            "a wildcard is not allowed"
+            "ASSISTANT_CORS_ORIGINS must list origins such as https://intranet.example.org; a wildcard is not allowed"
         )
     return {
         "allow_origins": list(settings.cors_origins),

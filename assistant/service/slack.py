@@ -112,9 +112,7 @@ class SlackBot:
     ) -> None:
         settings = context.settings
         if settings.slack_bot_token is None or settings.slack_signing_secret is None:
-            raise ConfigError(
-                "the Slack bot needs ASSISTANT_SLACK_BOT_TOKEN and ASSISTANT_SLACK_SIGNING_SECRET"
-            )
+            raise ConfigError("the Slack bot needs ASSISTANT_SLACK_BOT_TOKEN and ASSISTANT_SLACK_SIGNING_SECRET")
         self.context = context
         self.public_url = settings.public_url
         secret = settings.slack_signing_secret.get_secret_value()
@@ -177,9 +175,7 @@ class SlackBot:
 
     # -- events ----------------------------------------------------------------------------
 
-    def answer_mention(
-        self, event: dict[str, Any], body: dict[str, Any], client: WebClient, context: Any
-    ) -> None:
+    def answer_mention(self, event: dict[str, Any], body: dict[str, Any], client: WebClient, context: Any) -> None:
         """Answers a channel message that mentions the bot, in the message's thread."""
         if event.get("bot_id") or event.get("subtype") not in USER_SUBTYPES:
             return
@@ -296,9 +292,7 @@ class SlackBot:
 
         _run(work, reply)
 
-    def record_feedback(
-        self, body: dict[str, Any], action: dict[str, Any], respond: Respond
-    ) -> None:
+    def record_feedback(self, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
         """Stores a Helpful / Not helpful click as feedback and thanks the user privately."""
         reply = _private_reply(respond)
         rating: Literal["up", "down"] = "up" if action["action_id"] == ACTION_HELPFUL else "down"
@@ -317,9 +311,7 @@ class SlackBot:
 
     # -- answering -------------------------------------------------------------------------
 
-    def _ask(
-        self, route: str, question: str, *, key: str | None, shareable: bool = False
-    ) -> SlackMessage:
+    def _ask(self, route: str, question: str, *, key: str | None, shareable: bool = False) -> SlackMessage:
         """Answers a question (a follow-up in the conversation `key`), stores it, renders it.
 
         A `shareable` answer (the private /ask copy) repeats the question and has the "Post
@@ -391,10 +383,6 @@ def _run(work: Callable[[], None], apologise: Callable[[SlackMessage], None]) ->
         reference = uuid.uuid4().hex[:12]
         logger.exception("Slack request failed (reference %s)", reference)
         try:
-            apologise(
-                notice_message(
-                    f"Something went wrong (reference {reference}); the server log has the details."
-                )
-            )
+            apologise(notice_message(f"Something went wrong (reference {reference}); the server log has the details."))
         except (SlackApiError, OSError):
             logger.warning("the apology for reference %s could not be sent", reference)

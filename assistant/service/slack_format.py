@@ -42,8 +42,7 @@ ACTION_HELPFUL = "feedback_up"
 ACTION_NOT_HELPFUL = "feedback_down"
 
 NOT_FOUND_HINT = (
-    "I answer only from the indexed documents. Try other words, or name the document, "
-    "project or organisation you mean."
+    "I answer only from the indexed documents. Try other words, or name the document, project or organisation you mean."
 )
 SHORTENED = "_(shortened: the full text is too long for a Slack message)_"
 

@@ -46,9 +46,7 @@ def load_questions(gold: Path | None) -> list[str]:
     """Returns the gold file's stand-alone questions, or the built-in list."""
     if gold is None:
         return QUESTIONS
-    lines = [
-        json.loads(line) for line in gold.read_text(encoding="utf-8").splitlines() if line.strip()
-    ]
+    lines = [json.loads(line) for line in gold.read_text(encoding="utf-8").splitlines() if line.strip()]
     return [line["question"] for line in lines if not line.get("history")]
 
 
@@ -64,17 +62,11 @@ def summary(name: str, latencies: Sequence[float], seconds: float) -> str:
 def main() -> None:
     """Runs the benchmark and prints the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--index", type=Path, default=None, help="index folder (default: ASSISTANT_INDEX_DIR)"
-    )
-    parser.add_argument(
-        "--corpus", type=Path, default=None, help="corpus folder (default: ASSISTANT_CORPUS_DIR)"
-    )
+    parser.add_argument("--index", type=Path, default=None, help="index folder (default: ASSISTANT_INDEX_DIR)")
+    parser.add_argument("--corpus", type=Path, default=None, help="corpus folder (default: ASSISTANT_CORPUS_DIR)")
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument(
-        "--gold", type=Path, default=None, help="take the questions from a gold file"
-    )
+    parser.add_argument("--gold", type=Path, default=None, help="take the questions from a gold file")
     args = parser.parse_args()
 
     overrides = {k: v for k, v in {"index_dir": args.index, "corpus_dir": args.corpus}.items() if v}
@@ -92,9 +84,7 @@ def main() -> None:
         try:
             over_http = http_chat_caller(port)
             run_concurrently(over_http, questions, len(questions) * 2, args.concurrency)  # warm-up
-            http, http_seconds = run_concurrently(
-                over_http, questions, args.requests, args.concurrency
-            )
+            http, http_seconds = run_concurrently(over_http, questions, args.requests, args.concurrency)
         finally:
             server.terminate()
             server.wait(60)
@@ -105,9 +95,7 @@ def main() -> None:
         assistant.ask(question)
 
     run_concurrently(in_process, questions, len(questions) * 2, args.concurrency)  # warm-up
-    local_ms, local_seconds = run_concurrently(
-        in_process, questions, args.requests, args.concurrency
-    )
+    local_ms, local_seconds = run_concurrently(in_process, questions, args.requests, args.concurrency)
 
     print(
         f"{args.requests} requests, {args.concurrency} concurrent clients, "

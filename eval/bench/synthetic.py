@@ -62,9 +62,7 @@ def sweep(n: int, ef_values: list[int], queries: int, k: int = 10) -> list[dict[
             t0 = time.perf_counter()
             found.append(index.search(q[None, :], k)[1][0])
             latencies.append((time.perf_counter() - t0) * 1000)
-        recall = statistics.fmean(
-            len(set(a) & set(b)) / k for a, b in zip(found, truth, strict=True)
-        )
+        recall = statistics.fmean(len(set(a) & set(b)) / k for a, b in zip(found, truth, strict=True))
         rows.append(
             {
                 "n": n,
@@ -87,9 +85,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--sweep", default="", help="efSearch values to sweep (HNSW built once)")
-    parser.add_argument(
-        "--ef", default="", help="with the full run: extra efSearch values to report"
-    )
+    parser.add_argument("--ef", default="", help="with the full run: extra efSearch values to report")
     parser.add_argument("--no-keyword", action="store_true", help="vectors only")
     parser.add_argument("--keyword-only", action="store_true", help="BM25 only")
     parser.add_argument("--keyword-max", type=int, default=1_000_000, help="largest BM25 corpus")
@@ -111,24 +107,16 @@ def main() -> None:
         print(f"wrote {sizes[0]:,} documents to {args.write_corpus}")
         return
     if args.sweep:
-        rows = [
-            r
-            for n in sizes
-            for r in sweep(n, [int(v) for v in args.sweep.split(",")], args.queries)
-        ]
+        rows = [r for n in sizes for r in sweep(n, [int(v) for v in args.sweep.split(",")], args.queries)]
     else:
         rows = []
         for n in sizes:
             log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
             extra = [int(v) for v in args.ef.split(",") if v]
             if not args.keyword_only:
-                rows.extend(
-                    measure_ann(n, queries=args.queries, runs=args.runs, log=log, ef_sweep=extra)
-                )
+                rows.extend(measure_ann(n, queries=args.queries, runs=args.runs, log=log, ef_sweep=extra))
             if not args.no_keyword and n <= args.keyword_max:
-                rows.append(
-                    measure_keyword(n, queries=max(50, args.queries // 5), runs=args.runs, log=log)
-                )
+                rows.append(measure_keyword(n, queries=max(50, args.queries // 5), runs=args.runs, log=log))
             for row in rows:
                 if row["n"] == n:
                     print(json.dumps(row), flush=True)

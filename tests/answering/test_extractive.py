@@ -47,11 +47,17 @@ def test_off_topic_question_abstains(assistant: Assistant) -> None:
     [
         ("When was Bwcon founded?", "1997", FOUR_MOTORS),
         ("How many partners does MetaIndustry4 have?", "61", "metaindustry4-third-birthday.txt"),
-        ("How many jobs does the manufacturing sector represent in Luxembourg?", "35,000", "luxembourg-materials-manufacturing-cluster-agm.txt"),
+        (
+            "How many jobs does the manufacturing sector represent in Luxembourg?",
+            "35,000",
+            "luxembourg-materials-manufacturing-cluster-agm.txt",
+        ),
         ("How many members does Clúster Digital de Catalunya have?", "40", FOUR_MOTORS),
     ],
 )
-def test_fact_questions_get_the_sentence_that_states_them(assistant: Assistant, question: str, expected: str, doc: str) -> None:
+def test_fact_questions_get_the_sentence_that_states_them(
+    assistant: Assistant, question: str, expected: str, doc: str
+) -> None:
     answer = assistant.ask(question)
     assert expected in answer.text, answer.text
     assert answer.citations[0].doc == doc
@@ -87,8 +93,17 @@ def test_hits_and_timings_are_reported(assistant: Assistant) -> None:
 
 def _chunk(text: str, subject: str) -> Chunk:
     return Chunk(
-        id="d#0", doc_id="d", n=0, title="T", section_path=(subject,), subject=subject, start=0,
-        end=len(text), text=text, sentences=(Sentence(0, len(text)),), tokens=10,
+        id="d#0",
+        doc_id="d",
+        n=0,
+        title="T",
+        section_path=(subject,),
+        subject=subject,
+        start=0,
+        end=len(text),
+        text=text,
+        sentences=(Sentence(0, len(text)),),
+        tokens=10,
     )
 
 

@@ -134,16 +134,12 @@ def llm(fake: FakeOpenAI, **kwargs: Any) -> LLMAnswerer:
 
 def test_answer_cites_the_sentence_that_supports_each_claim(fake: FakeOpenAI) -> None:
     fake.reply(
-        Reply(
-            "Bwcon was founded in 1997 [1]. MetaIndustry4 has 61 partners [2], "
-            "and Bwcon has about 600 members [1]."
-        )
+        Reply("Bwcon was founded in 1997 [1]. MetaIndustry4 has 61 partners [2], and Bwcon has about 600 members [1].")
     )
     answer = llm(fake).answer("Tell me about Bwcon and MetaIndustry4", HITS)
     assert answer.answerer == "llm" and not answer.abstained
     assert answer.text == (
-        "Bwcon was founded in 1997 [1]. MetaIndustry4 has 61 partners [2], "
-        "and Bwcon has about 600 members [3]."
+        "Bwcon was founded in 1997 [1]. MetaIndustry4 has 61 partners [2], and Bwcon has about 600 members [3]."
     )
     quotes = [(c.n, c.doc, c.quote) for c in answer.citations]
     assert quotes == [
@@ -168,21 +164,14 @@ def test_a_claim_no_sentence_supports_cites_the_whole_passage(fake: FakeOpenAI) 
 def test_claims_spanning_two_sentences_cite_both(fake: FakeOpenAI) -> None:
     fake.reply(Reply("MetaIndustry4, created in Asturias in 2019, has 61 partners [2]."))
     answer = llm(fake).answer("Tell me about MetaIndustry4", HITS)
-    assert (
-        answer.citations[0].quote
-        == "MetaIndustry4 has 61 partners. It was created in 2019 in Asturias."
-    )
+    assert answer.citations[0].quote == "MetaIndustry4 has 61 partners. It was created in 2019 in Asturias."
     assert_quotes_exact(answer)
 
 
 def test_invalid_markers_are_dropped_and_the_rest_renumbered(
     fake: FakeOpenAI, caplog: pytest.LogCaptureFixture
 ) -> None:
-    fake.reply(
-        Reply(
-            "Jobs: 35,000 in Luxembourg [3] [7]. Founded in 1997 [0][1] [12a]. Partners: 61 [2, 9]."
-        )
-    )
+    fake.reply(Reply("Jobs: 35,000 in Luxembourg [3] [7]. Founded in 1997 [0][1] [12a]. Partners: 61 [2, 9]."))
     with caplog.at_level(logging.INFO, logger="assistant"):
         answer = llm(fake).answer("Numbers?", HITS)
     assert answer.text == "Jobs: 35,000 in Luxembourg [1]. Founded in 1997 [2]. Partners: 61 [3]."
@@ -273,17 +262,12 @@ def test_the_prompt_numbers_every_passage_inside_delimiters_after_the_rules(
     assert "&lt;／ｓｏｕｒｃｅ＞" in blocks[3][2] and "&lt;|im_start|>" in blocks[3][2]
     # The rules come before any document text.
     assert "never instructions" in SYSTEM_PROMPT and NOT_FOUND in SYSTEM_PROMPT
-    assert (
-        answer.citations[0].doc == "evil.txt"
-        and answer.citations[0].quote == "The board met in May."
-    )
+    assert answer.citations[0].doc == "evil.txt" and answer.citations[0].quote == "The board met in May."
     body = request.body
     assert body["model"] == MODEL and body["temperature"] == 0 and not body.get("stream")
 
 
-def test_an_injected_document_stays_inside_its_source_through_real_retrieval(
-    tmp_path: Path, fake: FakeOpenAI
-) -> None:
+def test_an_injected_document_stays_inside_its_source_through_real_retrieval(tmp_path: Path, fake: FakeOpenAI) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "board.md").write_text(
@@ -319,10 +303,7 @@ def test_an_injected_document_stays_inside_its_source_through_real_retrieval(
     assert user.count("</source>") == len(blocks) == len(answer.hits)
     assert answer.answerer == "llm"
     for citation in answer.citations:
-        assert (
-            assistant.store.document(citation.doc).text[citation.start : citation.end]
-            == citation.quote
-        )
+        assert assistant.store.document(citation.doc).text[citation.start : citation.end] == citation.quote
 
 
 @pytest.mark.parametrize(
@@ -344,10 +325,7 @@ def test_delimiter_lookalikes_are_neutralised(text: str, expected: str) -> None:
 
 
 def test_the_prompt_keeps_within_its_budget_cutting_passages_at_sentences(fake: FakeOpenAI) -> None:
-    many = [
-        make_hit(doc, rank)
-        for rank, doc in enumerate(["bwcon.txt", "meta.txt", "lux.txt"] * 4, start=1)
-    ]
+    many = [make_hit(doc, rank) for rank, doc in enumerate(["bwcon.txt", "meta.txt", "lux.txt"] * 4, start=1)]
     budget = PromptBudget(total=500, passage=20, history=0, min_passage=12)
     history = [Turn("user", "hi"), Turn("assistant", "hello")]
     prompt = build_prompt("When was Bwcon founded?", many, history, budget)
@@ -355,11 +333,7 @@ def test_the_prompt_keeps_within_its_budget_cutting_passages_at_sentences(fake: 
     assert sum(count_tokens(m["content"]) for m in prompt.messages) <= budget.total
     assert 1 < len(prompt.sources) < len(many)  # lower-ranked passages left out
     first = prompt.sources[0]
-    assert (
-        first.cut
-        and first.text
-        == "Bwcon was founded in 1997 in Stuttgart. It has about 600 member companies."
-    )
+    assert first.cut and first.text == "Bwcon was founded in 1997 in Stuttgart. It has about 600 member companies."
     assert first.text + " …\n</source>" in prompt.messages[-1]["content"]
     fake.reply(Reply("Founded in 1997 [1]; see [12]."), Reply("Its office [1]."))
     answerer = llm(fake, budget=budget)
@@ -404,9 +378,7 @@ def test_stream_yields_deltas_as_they_arrive_then_the_answer(fake: FakeOpenAI) -
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_streamed_text_is_exactly_the_final_text_however_the_markers_are_cut(
-    fake: FakeOpenAI, seed: int
-) -> None:
+def test_streamed_text_is_exactly_the_final_text_however_the_markers_are_cut(fake: FakeOpenAI, seed: int) -> None:
     raw = (
         "  Jobs : 35,000 [3][7] , founded 1997 [ 1 ] [0]  and [source 2] [12a] .\n\n"
         "- Partners: 61 [2,3]\n- Office [sic] [1-2]!  [1"
@@ -420,8 +392,7 @@ def test_streamed_text_is_exactly_the_final_text_however_the_markers_are_cut(
     streamed, final = collect(answerer.stream("Numbers?", HITS))
     assert "".join(streamed) == final.text == whole.text
     assert final.text == (
-        "Jobs: 35,000 [1], founded 1997 [2] and [3].\n\n"
-        "- Partners: 61 [4][5]\n- Office [sic] [6][3]! [1"
+        "Jobs: 35,000 [1], founded 1997 [2] and [3].\n\n- Partners: 61 [4][5]\n- Office [sic] [6][3]! [1"
     )
     assert final.citations == whole.citations
     assert_quotes_exact(final)
@@ -451,9 +422,7 @@ def extractive(question: str, hits: Sequence[Hit] = HITS) -> Answer:
 QUESTION = "When was Bwcon founded?"
 
 
-def test_a_timeout_serves_the_extractive_answer(
-    fake: FakeOpenAI, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_timeout_serves_the_extractive_answer(fake: FakeOpenAI, caplog: pytest.LogCaptureFixture) -> None:
     fake.reply(Reply("Too late [1].", delay_s=10), Reply("Too late [1].", delay_s=10))
     answerer = llm(fake, timeout_s=0.3)
     started = time.monotonic()
@@ -509,9 +478,7 @@ def test_a_wrong_key_or_model_or_url_serves_the_extractive_answer(
             == "extractive"
         )
         assert (
-            llm(fake, base_url=fake.url.removesuffix("/v1") + "/nowhere")
-            .answer(QUESTION, HITS)
-            .answerer
+            llm(fake, base_url=fake.url.removesuffix("/v1") + "/nowhere").answer(QUESTION, HITS).answerer
             == "extractive"
         )
     assert "HTTP 401" in caplog.text and caplog.text.count("HTTP 404") == 2
@@ -589,9 +556,7 @@ def test_a_stream_whose_reader_stops_early_closes_its_connection(fake: FakeOpenA
 # -- the key ----------------------------------------------------------------------------
 
 
-def test_the_key_is_sent_as_bearer_and_never_logged(
-    fake: FakeOpenAI, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_the_key_is_sent_as_bearer_and_never_logged(fake: FakeOpenAI, caplog: pytest.LogCaptureFixture) -> None:
     fake.reply(
         Reply("Bwcon was founded in 1997 [1]."),
         Reply("Bwcon was founded in 1997 [1]."),
@@ -615,9 +580,7 @@ def test_the_key_is_sent_as_bearer_and_never_logged(
 def test_a_server_without_keys_gets_a_placeholder(caplog: pytest.LogCaptureFixture) -> None:
     with FakeOpenAI(models=[MODEL]) as open_server:
         open_server.reply(Reply("Bwcon was founded in 1997 [1]."))
-        answer = LLMAnswerer(MODEL, ExtractiveAnswerer(), base_url=open_server.url).answer(
-            QUESTION, HITS
-        )
+        answer = LLMAnswerer(MODEL, ExtractiveAnswerer(), base_url=open_server.url).answer(QUESTION, HITS)
         assert answer.answerer == "llm"
     with pytest.raises(ConfigError, match="ASSISTANT_LLM_BASE_URL"):
         LLMAnswerer(MODEL, ExtractiveAnswerer())
@@ -632,13 +595,8 @@ def test_the_fake_server_speaks_the_chat_completions_protocol(fake: FakeOpenAI) 
     with openai.OpenAI(base_url=fake.url, api_key=KEY, max_retries=0) as client:
         assert [m.id for m in client.models.list()] == [MODEL]
         fake.reply(Reply("Hello [1]."), Reply("Hello [1]."))
-        completion = client.chat.completions.create(
-            model=MODEL, messages=[{"role": "user", "content": "hi"}]
-        )
-        assert (
-            completion.object == "chat.completion"
-            and completion.choices[0].message.content == "Hello [1]."
-        )
+        completion = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+        assert completion.object == "chat.completion" and completion.choices[0].message.content == "Hello [1]."
         assert completion.choices[0].finish_reason == "stop" and completion.usage is not None
         with client.chat.completions.create(
             model=MODEL,
@@ -676,9 +634,7 @@ def test_the_fake_server_speaks_the_chat_completions_protocol(fake: FakeOpenAI) 
 
 
 @pytest.fixture
-def llm_assistant(
-    built_index: Path, real_embedder: Embedder, fake: FakeOpenAI
-) -> Assistant:
+def llm_assistant(built_index: Path, real_embedder: Embedder, fake: FakeOpenAI) -> Assistant:
     settings = Settings(
         corpus_dir=CORPUS,
         index_dir=built_index,
@@ -696,11 +652,7 @@ def cite_sources_saying(*needles: str, claim: str = "{}") -> Any:
     """A responder citing every source whose passage holds all the needles."""
 
     def respond(request: RecordedRequest) -> Reply:
-        found = [
-            n
-            for n, body in sources_in(request).items()
-            if all(x.lower() in body.lower() for x in needles)
-        ]
+        found = [n for n, body in sources_in(request).items() if all(x.lower() in body.lower() for x in needles)]
         if not found:
             return Reply(NOT_FOUND)
         return Reply(" ".join(claim.format(n) for n in found))
@@ -708,9 +660,7 @@ def cite_sources_saying(*needles: str, claim: str = "{}") -> Any:
     return respond
 
 
-def test_the_assistant_answers_through_the_llm_when_configured(
-    llm_assistant: Assistant, fake: FakeOpenAI
-) -> None:
+def test_the_assistant_answers_through_the_llm_when_configured(llm_assistant: Assistant, fake: FakeOpenAI) -> None:
     fake.respond_with(cite_sources_saying("Bwcon", "1997", claim="Bwcon was founded in 1997 [{}]."))
     answer = llm_assistant.ask("When was Bwcon founded?")
     assert answer.answerer == "llm" and not answer.abstained
@@ -720,14 +670,10 @@ def test_the_assistant_answers_through_the_llm_when_configured(
     assert answer.timings_ms["total"] >= answer.timings_ms["retrieval"]
     # The prompt numbered exactly the retrieved hits, in rank order.
     request = fake.completions[-1]
-    assert [body for body in sources_in(request).values()] == [
-        h.chunk.text.strip() for h in answer.hits
-    ]
+    assert [body for body in sources_in(request).values()] == [h.chunk.text.strip() for h in answer.hits]
 
 
-def test_list_answers_from_real_passages_cite_each_item_precisely(
-    llm_assistant: Assistant, fake: FakeOpenAI
-) -> None:
+def test_list_answers_from_real_passages_cite_each_item_precisely(llm_assistant: Assistant, fake: FakeOpenAI) -> None:
     def respond(request: RecordedRequest) -> Reply:
         claims = []
         for n, body in sources_in(request).items():
@@ -770,9 +716,7 @@ def test_the_assistant_falls_back_when_the_llm_fails(
     assert "".join(pieces) == final.text == expected.text
 
 
-def test_the_engine_answerer_is_chosen_by_the_settings(
-    llm_assistant: Assistant, assistant: Assistant
-) -> None:
+def test_the_engine_answerer_is_chosen_by_the_settings(llm_assistant: Assistant, assistant: Assistant) -> None:
     assert isinstance(llm_assistant.engine.answerer, LLMAnswerer)
     assert isinstance(llm_assistant.engine.answerer, StreamingAnswerer)
     assert isinstance(llm_assistant.engine.answerer.fallback, ExtractiveAnswerer)
@@ -795,9 +739,7 @@ def test_the_chat_service_streams_llm_deltas_and_shows_a_fallback_after_a_break(
 ) -> None:
     import json
 
-    settings = Settings(
-        corpus_dir=CORPUS, index_dir=llm_assistant.settings.index_dir, data_dir=tmp_path / "data"
-    )
+    settings = Settings(corpus_dir=CORPUS, index_dir=llm_assistant.settings.index_dir, data_dir=tmp_path / "data")
     fake.respond_with(cite_sources_saying("Bwcon", "1997", claim="Bwcon was founded in 1997 [{}]."))
     with TestClient(create_app(llm_assistant, settings)) as client:
         body = client.post("/api/chat/stream", json={"message": "When was Bwcon founded?"}).text
@@ -813,14 +755,10 @@ def test_the_chat_service_streams_llm_deltas_and_shows_a_fallback_after_a_break(
         # A stream that breaks: the deltas carry the note and the extractive answer; what is
         # stored (and shown again on reload) is the extractive answer alone.
         fake.respond_with(lambda request: Reply("Bwcon was founded in 1997 [1] by", break_after=8))
-        events = sse(
-            client.post("/api/chat/stream", json={"message": "When was Bwcon founded?"}).text
-        )
+        events = sse(client.post("/api/chat/stream", json={"message": "When was Bwcon founded?"}).text)
         deltas = "".join(json.loads(d)["text"] for e, d in events if e == "delta")
         done = json.loads(events[-1][1])
-        stored = client.get(f"/api/conversations/{done['conversation_id']}").json()["turns"][-1][
-            "content"
-        ]
+        stored = client.get(f"/api/conversations/{done['conversation_id']}").json()["turns"][-1]["content"]
         assert INTERRUPTED_NOTE in deltas and deltas.endswith(INTERRUPTED_NOTE + stored)
         # The done event carries the authoritative final text, which clients show in the end.
         assert done["answer"] == stored

@@ -9,8 +9,8 @@ from __future__ import annotations
 import contextlib
 import http.server
 import os
-import tempfile
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator
@@ -27,7 +27,6 @@ from assistant.config import Settings
 from assistant.history import ConversationStore
 from assistant.pipeline import Assistant
 from assistant.service.app import create_app
-from tests.conftest import ROOT
 from tests.service.conftest import LiveServer, StatusRecorder, service_settings
 
 # Answers take a second or two on a 2-core machine, more while the model warms up.
@@ -45,18 +44,14 @@ CHROMIUM_ARGS = [
 ]
 # The README's screenshots: `ASSISTANT_SCREENSHOTS=docs/screenshots pytest tests/browser` refreshes
 # them; other runs keep theirs out of the working tree.
-SCREENSHOTS = Path(
-    os.environ.get("ASSISTANT_SCREENSHOTS") or Path(tempfile.gettempdir()) / "assistant-screenshots"
-)
+SCREENSHOTS = Path(os.environ.get("ASSISTANT_SCREENSHOTS") or Path(tempfile.gettempdir()) / "assistant-screenshots")
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 WIDGET = "assistant-widget"  # the widget's host element; Playwright's CSS pierces its shadow root
 
 
 @contextlib.contextmanager
-def serve_app(
-    app: ASGIApp, port: int = 0, expected_5xx: Collection[int] = ()
-) -> Iterator[LiveServer]:
+def serve_app(app: ASGIApp, port: int = 0, expected_5xx: Collection[int] = ()) -> Iterator[LiveServer]:
     """Runs `app` under uvicorn on 127.0.0.1:`port` (0: any free port) until the block ends.
 
     Like tests/service/conftest.py's `live_server`, with a chosen port so that a test can stop
@@ -67,9 +62,7 @@ def serve_app(
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        recorder, log_level="warning", ws="none", lifespan="on", timeout_graceful_shutdown=5
-    )
+    config = uvicorn.Config(recorder, log_level="warning", ws="none", lifespan="on", timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -188,9 +181,7 @@ def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
         pytest.skip(f"no Chromium at {CHROMIUM}: run `make browser` or set ASSISTANT_CHROMIUM")
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         yield launched
         launched.close()
 
@@ -223,13 +214,8 @@ def page(new_page: Callable[..., Any]) -> Any:
 
 def embed_tag(service_url: str, **attributes: str) -> str:
     """The one-tag embed of the README, with extra data-* attributes."""
-    extra = "".join(
-        f' data-{name.replace("_", "-")}="{value}"' for name, value in attributes.items()
-    )
-    return (
-        f'<script src="{service_url}/widget.js" data-assistant-url="{service_url}"{extra} async>'
-        "</script>"
-    )
+    extra = "".join(f' data-{name.replace("_", "-")}="{value}"' for name, value in attributes.items())
+    return f'<script src="{service_url}/widget.js" data-assistant-url="{service_url}"{extra} async></script>'
 
 
 # -- driving the widget -------------------------------------------------------------------

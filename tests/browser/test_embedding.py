@@ -63,9 +63,7 @@ def _styles(page: Any, selector: str) -> dict[str, str]:
     )
 
 
-def test_widget_works_on_an_allowed_origin_untouched_by_its_css(
-    start_service: StartService, new_page: Any
-) -> None:
+def test_widget_works_on_an_allowed_origin_untouched_by_its_css(start_service: StartService, new_page: Any) -> None:
     with (
         host_site() as allowed,
         host_site() as refused,
@@ -121,9 +119,7 @@ def test_widget_works_on_an_allowed_origin_untouched_by_its_css(
             "el => { const s = getComputedStyle(el); return [s.position, s.borderTopLeftRadius]; }"
         )
         assert host_box == ["static", "0px"]
-        host_mark = page.locator("#host-mark").evaluate(
-            "el => getComputedStyle(el).backgroundColor"
-        )
+        host_mark = page.locator("#host-mark").evaluate("el => getComputedStyle(el).backgroundColor")
         assert host_mark == "rgb(0, 255, 0)"
 
         # Esc and focus work there too.
@@ -155,9 +151,7 @@ def test_widget_works_on_an_allowed_origin_untouched_by_its_css(
         assert ("OPTIONS", "/api/chat/stream", 400) in service.live.recorder.seen
 
 
-def test_api_key_from_the_script_tag_is_sent_as_a_bearer_token(
-    start_service: StartService, new_page: Any
-) -> None:
+def test_api_key_from_the_script_tag_is_sent_as_a_bearer_token(start_service: StartService, new_page: Any) -> None:
     with (
         host_site() as site,
         start_service(cors_origins=[site.origin], api_keys=[API_KEY]) as service,
@@ -173,9 +167,7 @@ def test_api_key_from_the_script_tag_is_sent_as_a_bearer_token(
         assert sent.value.headers["authorization"] == f"Bearer {API_KEY}"
         # Passages, feedback and the restored conversation use the key too.
         answer.locator(".chip").first.click()
-        expect(answer.locator(".passage-text")).not_to_have_text(
-            answer.locator(".passage mark").text_content() or ""
-        )
+        expect(answer.locator(".passage-text")).not_to_have_text(answer.locator(".passage mark").text_content() or "")
         answer.locator(".thumb[data-rating=up]").click()
         expect(answer.locator(".feedback-status")).to_have_text("Thanks for your feedback")
         assert [f.rating for f in service.conversations.feedback()] == ["up"]

@@ -63,9 +63,7 @@ def _screenshot(page: Any, name: str, question_first: bool = False) -> None:
     page.screenshot(path=str(SCREENSHOTS / name))
 
 
-def test_demo_page_streams_a_cited_answer_and_keeps_the_conversation(
-    service: Service, page: Any
-) -> None:
+def test_demo_page_streams_a_cited_answer_and_keeps_the_conversation(service: Service, page: Any) -> None:
     page.goto(service.url + "/")
     # The demo page embeds the widget the way any site does: one tag.
     tags = page.locator("script[src]")
@@ -298,9 +296,7 @@ def test_feedback_is_sent_confirmed_and_remembered(service: Service, page: Any) 
     assert len(service.conversations.feedback()) == 2
 
 
-def test_unreachable_service_shows_an_error_and_retry_resends(
-    start_service: StartService, page: Any
-) -> None:
+def test_unreachable_service_shows_an_error_and_retry_resends(start_service: StartService, page: Any) -> None:
     with start_service() as first:
         page.goto(first.url + "/")
         open_panel(page)
@@ -356,9 +352,7 @@ def test_stream_errors_bad_questions_and_crlf_events(service: Service, page: Any
     open_panel(page)
 
     # An `error` event mid-stream: the service's message, its status, and Retry.
-    failed = (
-        'event: error\ndata: {"status": 502, "detail": "the language model did not answer"}\n\n'
-    )
+    failed = 'event: error\ndata: {"status": 502, "detail": "the language model did not answer"}\n\n'
     page.route(
         "**/api/chat/stream",
         lambda route: route.fulfill(

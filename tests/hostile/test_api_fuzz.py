@@ -20,7 +20,9 @@ from assistant.service.app import create_app
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
-def test_no_input_to_any_operation_gets_a_server_error(assistant: Assistant, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_no_input_to_any_operation_gets_a_server_error(
+    assistant: Assistant, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     service_settings = Settings(
         corpus_dir=assistant.settings.corpus_dir,
         index_dir=assistant.settings.index_dir,

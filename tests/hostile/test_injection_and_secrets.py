@@ -26,7 +26,11 @@ def test_an_injected_document_cannot_change_extractive_answers(
     (fake_settings.corpus_dir / "memo.txt").write_text(INJECTION, encoding="utf-8")
     poisoned = Assistant(fake_settings, embedder=real_embedder)
     poisoned.index()
-    for question in ("Which partners hold a Gold label?", "When was Bwcon founded?", "What is the capital of Australia?"):
+    for question in (
+        "Which partners hold a Gold label?",
+        "When was Bwcon founded?",
+        "What is the capital of Australia?",
+    ):
         clean, dirty = assistant.ask(question), poisoned.ask(question)
         assert dirty.text == clean.text and "PWNED" not in dirty.text
     # Asked about the memo itself, the answer quotes the fact, as data, and obeys nothing.
@@ -39,14 +43,29 @@ def test_api_keys_never_reach_the_logs(assistant: Assistant, tmp_path: Path, cap
     key = "secret-key-0123456789-abcdef"
     wrong = "wrong-key-0123456789-abcdef"
     settings = Settings(
-        corpus_dir=assistant.settings.corpus_dir, index_dir=assistant.settings.index_dir,
-        data_dir=tmp_path / "data", api_keys=key,
+        corpus_dir=assistant.settings.corpus_dir,
+        index_dir=assistant.settings.index_dir,
+        data_dir=tmp_path / "data",
+        api_keys=key,
     )
     caplog.set_level(logging.DEBUG)
     with TestClient(create_app(assistant, settings)) as client:
-        assert client.post("/api/chat", json={"message": "When was Bwcon founded?"}, headers={"Authorization": f"Bearer {wrong}"}).status_code == 401
-        assert client.post("/api/chat", json={"message": "When was Bwcon founded?"}, headers={"Authorization": f"Bearer {key}"}).status_code == 200
-        assert client.post("/api/chat", json={"message": ""}, headers={"Authorization": f"Bearer {key}"}).status_code == 422
+        assert (
+            client.post(
+                "/api/chat", json={"message": "When was Bwcon founded?"}, headers={"Authorization": f"Bearer {wrong}"}
+            ).status_code
+            == 401
+        )
+        assert (
+            client.post(
+                "/api/chat", json={"message": "When was Bwcon founded?"}, headers={"Authorization": f"Bearer {key}"}
+            ).status_code
+            == 200
+        )
+        assert (
+            client.post("/api/chat", json={"message": ""}, headers={"Authorization": f"Bearer {key}"}).status_code
+            == 422
+        )
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert "answer route=" in logged  # the request log line is there
     assert key not in logged and wrong not in logged

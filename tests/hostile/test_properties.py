@@ -15,8 +15,42 @@ from assistant.records import Document
 from tests.conftest import CORPUS
 
 WORDS = st.sampled_from(
-    "the cluster Plastipolis holds a Gold label since 2013 Pool-Net e.g. Dr. 3.3.1. Catalonia "
-    "Clúster Südwest 36,000 it This and or – « » “ ” ✓ • — 1. A. Region Dalarna företag".split()
+    [
+        "the",
+        "cluster",
+        "Plastipolis",
+        "holds",
+        "a",
+        "Gold",
+        "label",
+        "since",
+        "2013",
+        "Pool-Net",
+        "e.g.",
+        "Dr.",
+        "3.3.1.",
+        "Catalonia",
+        "Clúster",
+        "Südwest",
+        "36,000",
+        "it",
+        "This",
+        "and",
+        "or",
+        "–",
+        "«",
+        "»",
+        "“",
+        "”",
+        "✓",
+        "•",
+        "—",
+        "1.",
+        "A.",
+        "Region",
+        "Dalarna",
+        "företag",
+    ]
 )
 PUNCTUATION = st.sampled_from([" ", " ", " ", ". ", ", ", "! ", "? ", ": ", "\n", "\n\n", "\n- ", "\n# ", "\t", "\r\n"])
 TEXT = st.lists(st.tuples(WORDS, PUNCTUATION), min_size=1, max_size=400).map(
@@ -38,8 +72,12 @@ def test_sentences_lie_in_order_inside_the_text(text: str) -> None:
 @given(TEXT, st.booleans(), st.integers(min_value=16, max_value=120))
 def test_chunks_quote_their_document_and_respect_sections(text: str, markdown: bool, size: int) -> None:
     document = Document(
-        id="p.md" if markdown else "p.txt", title="P", text=text,
-        sections=find_sections(text, markdown=markdown, title="P"), content_hash="0", language="en",
+        id="p.md" if markdown else "p.txt",
+        title="P",
+        text=text,
+        sections=find_sections(text, markdown=markdown, title="P"),
+        content_hash="0",
+        language="en",
     )
     chunks = Chunker(size, size + size // 2).chunk(document)
     previous_end = 0
@@ -72,12 +110,19 @@ def test_a_quote_is_found_however_its_spacing_and_case_change(data: st.DataObjec
     assert any(normalise(text[s:e]) == normalise(quote) for s, e in spans)
 
 
-VOCABULARY = sorted({w for w in words((CORPUS / "4-motors-industry-4-0-concept-note.txt").read_text()) if len(w) > 3})[:3000]
+VOCABULARY = sorted({w for w in words((CORPUS / "4-motors-industry-4-0-concept-note.txt").read_text()) if len(w) > 3})[
+    :3000
+]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
-@given(st.lists(st.sampled_from(VOCABULARY), min_size=1, max_size=12), st.sampled_from(["Which", "How many", "What", "Who", ""]))
-def test_every_citation_quotes_its_document_for_any_question(assistant: Assistant, terms: list[str], opener: str) -> None:
+@given(
+    st.lists(st.sampled_from(VOCABULARY), min_size=1, max_size=12),
+    st.sampled_from(["Which", "How many", "What", "Who", ""]),
+)
+def test_every_citation_quotes_its_document_for_any_question(
+    assistant: Assistant, terms: list[str], opener: str
+) -> None:
     answer = assistant.ask(f"{opener} {' '.join(terms)}?".strip())
     for citation in answer.citations:
         text = assistant.store.document(citation.doc).text

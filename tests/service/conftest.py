@@ -74,9 +74,7 @@ def live_server(app: ASGIApp, expected_5xx: Collection[int] = ()) -> Iterator[Li
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        recorder, log_level="warning", ws="none", lifespan="on", timeout_graceful_shutdown=30
-    )
+    config = uvicorn.Config(recorder, log_level="warning", ws="none", lifespan="on", timeout_graceful_shutdown=30)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -133,9 +131,7 @@ def server(
 def index_copy(built_index: Path, tmp_path: Path) -> Path:
     """A writable copy of the session's index (embedding cache included, so rebuilds are quick)."""
     target = tmp_path / "index"
-    shutil.copytree(
-        built_index, target, symlinks=True, ignore=shutil.ignore_patterns("data", ".lock")
-    )
+    shutil.copytree(built_index, target, symlinks=True, ignore=shutil.ignore_patterns("data", ".lock"))
     return target
 
 

@@ -13,16 +13,12 @@ from tests.service.conftest import LiveServer, live_server, service_settings, ss
 
 
 def _ask(client, message: str, conversation_id: str | None = None) -> dict:  # type: ignore[no-untyped-def]
-    response = client.post(
-        "/api/chat", json={"message": message, "conversation_id": conversation_id}
-    )
+    response = client.post("/api/chat", json={"message": message, "conversation_id": conversation_id})
     assert response.status_code == 200, response.text
     return response.json()
 
 
-def test_chat_answers_with_citations_that_match_the_documents(
-    server: LiveServer, assistant: Assistant
-) -> None:
+def test_chat_answers_with_citations_that_match_the_documents(server: LiveServer, assistant: Assistant) -> None:
     with server.client() as client:
         body = _ask(client, "Which partners hold a Gold label?")
     assert set(body) == {"conversation_id", "answer_id", "turn", "answer", "abstained", "citations"}
@@ -38,9 +34,7 @@ def test_chat_answers_with_citations_that_match_the_documents(
         assert f"[{citation['n']}]" in body["answer"]
 
 
-def test_follow_up_is_answered_in_context_and_survives_a_restart(
-    assistant: Assistant, tmp_path: Path
-) -> None:
+def test_follow_up_is_answered_in_context_and_survives_a_restart(assistant: Assistant, tmp_path: Path) -> None:
     settings = service_settings(tmp_path, assistant.settings)
     with live_server(create_app(assistant, settings)) as server, server.client() as client:
         first = _ask(client, "Which partners hold a Gold label?")
@@ -68,9 +62,7 @@ def test_follow_up_is_answered_in_context_and_survives_a_restart(
 
 def test_unknown_conversation_is_a_404_with_a_clear_detail(server: LiveServer) -> None:
     with server.client() as client:
-        response = client.post(
-            "/api/chat", json={"message": "How many members?", "conversation_id": "nope"}
-        )
+        response = client.post("/api/chat", json={"message": "How many members?", "conversation_id": "nope"})
         assert response.status_code == 404
         assert "no conversation 'nope'" in response.json()["detail"]
         assert client.get("/api/conversations/nope").status_code == 404
@@ -115,15 +107,11 @@ def test_stream_refuses_bad_input_before_streaming(server: LiveServer) -> None:
         empty = client.post("/api/chat/stream", json={"message": "  "})
         assert empty.status_code == 422
         assert "empty" in empty.json()["detail"]
-        unknown = client.post(
-            "/api/chat/stream", json={"message": "Hi?", "conversation_id": "missing"}
-        )
+        unknown = client.post("/api/chat/stream", json={"message": "Hi?", "conversation_id": "missing"})
         assert unknown.status_code == 404
 
 
-def test_feedback_is_stored_with_the_exchange_and_exported_as_gold(
-    server: LiveServer, tmp_path: Path
-) -> None:
+def test_feedback_is_stored_with_the_exchange_and_exported_as_gold(server: LiveServer, tmp_path: Path) -> None:
     with server.client() as client:
         first = _ask(client, "What is Clúster Digital de Catalunya?")
         second = _ask(client, "How many members does it have?", first["conversation_id"])

@@ -18,9 +18,7 @@ def test_lists_documents(server: LiveServer, assistant: Assistant) -> None:
 
 def test_returns_text_and_the_cited_passage(server: LiveServer, assistant: Assistant) -> None:
     with server.client() as client:
-        answer = client.post(
-            "/api/chat", json={"message": "Which partners hold a Gold label?"}
-        ).json()
+        answer = client.post("/api/chat", json={"message": "Which partners hold a Gold label?"}).json()
         citation = answer["citations"][0]
         document = client.get(f"/api/documents/{citation['doc']}")
         assert document.status_code == 200
@@ -36,10 +34,7 @@ def test_returns_text_and_the_cited_passage(server: LiveServer, assistant: Assis
         shown = passage.json()
         assert shown["quote"] == citation["quote"]
         assert shown["section"] == citation["section"]
-        assert (
-            shown["before"]
-            == text[max(0, citation["start"] - len(shown["before"])) : citation["start"]]
-        )
+        assert shown["before"] == text[max(0, citation["start"] - len(shown["before"])) : citation["start"]]
         assert 0 < len(shown["before"]) <= 300 and 0 < len(shown["after"]) <= 300
         assert text[citation["end"] :].startswith(shown["after"])
 
@@ -47,13 +42,8 @@ def test_returns_text_and_the_cited_passage(server: LiveServer, assistant: Assis
 def test_bad_ranges_and_unknown_documents(server: LiveServer) -> None:
     doc = "florence-industrial-modernisation-workshop.txt"
     with server.client() as client:
-        assert (
-            client.get(f"/api/documents/{doc}", params={"start": 50, "end": 10}).status_code == 422
-        )
-        assert (
-            client.get(f"/api/documents/{doc}", params={"start": 0, "end": 10**9}).status_code
-            == 422
-        )
+        assert client.get(f"/api/documents/{doc}", params={"start": 50, "end": 10}).status_code == 422
+        assert client.get(f"/api/documents/{doc}", params={"start": 0, "end": 10**9}).status_code == 422
         assert client.get(f"/api/documents/{doc}", params={"start": 5}).status_code == 422
         negative = client.get(f"/api/documents/{doc}", params={"start": -1, "end": 5})
         assert negative.status_code == 422 and "start" in negative.json()["detail"]

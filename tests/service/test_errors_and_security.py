@@ -13,9 +13,7 @@ from tests.service.conftest import API_KEY, LiveServer
 def _raw_get(server: LiveServer, target: str) -> tuple[int, dict]:
     """Sends a request line exactly as given (no client-side normalisation of `..`)."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
-        sock.sendall(
-            f"GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode()
-        )
+        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
         data = b""
         while chunk := sock.recv(65536):
             data += chunk
@@ -44,28 +42,19 @@ def test_bad_chat_requests_get_a_4xx_with_a_message(server: LiveServer) -> None:
             for i in range(0, len(body), 8192):
                 yield body[i : i + 8192]
 
-        chunked = client.post(
-            "/api/chat", content=chunks(), headers={"content-type": "application/json"}
-        )
+        chunked = client.post("/api/chat", content=chunks(), headers={"content-type": "application/json"})
         assert chunked.status_code == 413
 
-        malformed = client.post(
-            "/api/chat", content=b'{"message": ', headers={"content-type": "application/json"}
-        )
+        malformed = client.post("/api/chat", content=b'{"message": ', headers={"content-type": "application/json"})
         assert malformed.status_code == 400
         assert "not valid JSON" in malformed.json()["detail"]
 
         missing = client.post("/api/chat", json={"question": "What?"})
         assert missing.status_code == 422
         detail = missing.json()["detail"]
-        assert (
-            "message: Field required" in detail
-            and "question: Extra inputs are not permitted" in detail
-        )
+        assert "message: Field required" in detail and "question: Extra inputs are not permitted" in detail
 
-        not_json = client.post(
-            "/api/chat", content=b"message=hi", headers={"content-type": "text/plain"}
-        )
+        not_json = client.post("/api/chat", content=b"message=hi", headers={"content-type": "text/plain"})
         assert not_json.status_code == 422
         assert "JSON object" in not_json.json()["detail"]
 
@@ -94,16 +83,12 @@ def test_api_keys_are_required_when_set(start_server) -> None:  # type: ignore[n
         assert missing.status_code == 401
         assert "missing API key" in missing.json()["detail"]
         assert missing.headers["www-authenticate"] == "Bearer"
-        wrong = client.post(
-            "/api/chat", json=question, headers={"Authorization": "Bearer not-the-key-at-all"}
-        )
+        wrong = client.post("/api/chat", json=question, headers={"Authorization": "Bearer not-the-key-at-all"})
         assert wrong.status_code == 401
         assert wrong.json()["detail"] == "invalid API key"
         basic = client.get("/api/documents", headers={"Authorization": f"Basic {API_KEY}"})
         assert basic.status_code == 401
-        right = client.post(
-            "/api/chat", json=question, headers={"Authorization": f"Bearer {API_KEY}"}
-        )
+        right = client.post("/api/chat", json=question, headers={"Authorization": f"Bearer {API_KEY}"})
         assert right.status_code == 200
         # Probes stay open for orchestrators; the demo page too.
         assert client.get("/healthz").status_code == 200
@@ -122,9 +107,7 @@ def test_admin_is_refused_without_configured_keys(server: LiveServer) -> None:
 def test_admin_needs_a_valid_key(start_server) -> None:  # type: ignore[no-untyped-def]
     with start_server(api_keys=[API_KEY]) as server, server.client() as client:
         assert client.post("/api/admin/reindex").status_code == 401
-        wrong = client.post(
-            "/api/admin/reindex", headers={"Authorization": "Bearer 0123456789abcdef-nope"}
-        )
+        wrong = client.post("/api/admin/reindex", headers={"Authorization": "Bearer 0123456789abcdef-nope"})
         assert wrong.status_code == 401
 
 
@@ -151,9 +134,7 @@ def test_cors_only_for_configured_origins(start_server) -> None:  # type: ignore
         assert foreign.status_code == 200
         assert "access-control-allow-origin" not in foreign.headers
         # Error responses carry CORS headers too, so that the widget can show the message.
-        too_big = client.post(
-            "/api/chat", json={"message": "x" * 100_000}, headers={"Origin": allowed}
-        )
+        too_big = client.post("/api/chat", json={"message": "x" * 100_000}, headers={"Origin": allowed})
         assert too_big.status_code == 413
         assert too_big.headers["access-control-allow-origin"] == allowed
 

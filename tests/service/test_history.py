@@ -28,9 +28,7 @@ def _write_many(data_dir: str, conversation_id: str, worker: int, count: int) ->
         store.add_feedback(saved.answer_id, "down" if i % 2 else "up", f"w{worker}", source="test")
 
 
-def _check_complete(
-    store: ConversationStore, conversation_id: str, workers: int, count: int
-) -> None:
+def _check_complete(store: ConversationStore, conversation_id: str, workers: int, count: int) -> None:
     turns = store.conversation(conversation_id).turns
     assert [t.n for t in turns] == list(range(workers * count * 2))
     # Each question is directly followed by its own answer: exchanges never interleave.
@@ -48,10 +46,7 @@ def _check_complete(
 def test_concurrent_threads_lose_no_turn_or_feedback(tmp_path: Path) -> None:
     store = ConversationStore(tmp_path)
     conversation_id = store.create()
-    threads = [
-        threading.Thread(target=_write_many, args=(str(tmp_path), conversation_id, w, 25))
-        for w in range(8)
-    ]
+    threads = [threading.Thread(target=_write_many, args=(str(tmp_path), conversation_id, w, 25)) for w in range(8)]
     for t in threads:
         t.start()
     for t in threads:
@@ -63,10 +58,7 @@ def test_concurrent_processes_lose_no_turn_or_feedback(tmp_path: Path) -> None:
     store = ConversationStore(tmp_path)
     conversation_id = store.create()
     context = multiprocessing.get_context("spawn")
-    processes = [
-        context.Process(target=_write_many, args=(str(tmp_path), conversation_id, w, 15))
-        for w in range(4)
-    ]
+    processes = [context.Process(target=_write_many, args=(str(tmp_path), conversation_id, w, 15)) for w in range(4)]
     for p in processes:
         p.start()
     for p in processes:
@@ -79,9 +71,7 @@ def test_get_or_create_maps_one_key_to_one_conversation(tmp_path: Path) -> None:
     store = ConversationStore(tmp_path)
     key = "slack:T1:C1:1700000000.000100"
     found: list[str] = []
-    threads = [
-        threading.Thread(target=lambda: found.append(store.get_or_create(key))) for _ in range(8)
-    ]
+    threads = [threading.Thread(target=lambda: found.append(store.get_or_create(key))) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
@@ -105,12 +95,8 @@ def test_export_writes_latest_thumbs_down_in_gold_format(tmp_path: Path) -> None
     store = ConversationStore(tmp_path)
     conversation = store.create()
     first = store.add_exchange(conversation, "Which partners hold a Gold label?", _answer("P [1]"))
-    second = store.add_exchange(
-        conversation, "And a Silver one?", _answer("I could not find this.", abstained=True)
-    )
-    alone = store.add_exchange(
-        store.create(), "How many members does Cluster X have?", _answer("12 [1]")
-    )
+    second = store.add_exchange(conversation, "And a Silver one?", _answer("I could not find this.", abstained=True))
+    alone = store.add_exchange(store.create(), "How many members does Cluster X have?", _answer("12 [1]"))
     store.add_feedback(first.answer_id, "down", "missed microTEC")
     store.add_feedback(first.answer_id, "up", "my mistake")  # the latest rating counts
     store.add_feedback(second.answer_id, "down", "it is Cluj", source="slack", user="U1")

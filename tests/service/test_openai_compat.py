@@ -98,14 +98,10 @@ def test_sdk_sees_errors_with_their_message(start_server) -> None:  # type: igno
         assert "invalid API key" in str(denied.value)
         with _client(server, api_key=API_KEY) as client:
             with pytest.raises(openai.UnprocessableEntityError) as empty:
-                client.chat.completions.create(
-                    model="m", messages=[{"role": "user", "content": " "}]
-                )
+                client.chat.completions.create(model="m", messages=[{"role": "user", "content": " "}])
             assert "empty" in empty.value.message
             with pytest.raises(openai.UnprocessableEntityError):
-                client.chat.completions.create(
-                    model="m", messages=[{"role": "system", "content": "Hello"}]
-                )
+                client.chat.completions.create(model="m", messages=[{"role": "system", "content": "Hello"}])
             with pytest.raises(openai.NotFoundError):
                 client.models.retrieve("gpt-4o")
             assert client.models.retrieve("assistant-extractive").id == "assistant-extractive"

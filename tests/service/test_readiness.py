@@ -16,9 +16,7 @@ from tests.conftest import FakeEmbedder
 from tests.service.conftest import API_KEY, live_server, sse_events
 
 
-def test_not_ready_without_an_index_then_ready_after_reindex(
-    tmp_path: Path, corpus_copy: Path
-) -> None:
+def test_not_ready_without_an_index_then_ready_after_reindex(tmp_path: Path, corpus_copy: Path) -> None:
     settings = Settings(
         corpus_dir=corpus_copy,
         index_dir=tmp_path / "index",
@@ -35,9 +33,7 @@ def test_not_ready_without_an_index_then_ready_after_reindex(
         ready = client.get("/readyz")
         assert ready.status_code == 503
         assert "run `assistant index`" in ready.json()["detail"]
-        chat = client.post(
-            "/api/chat", json={"message": "Which partners hold a Gold label?"}, headers=auth
-        )
+        chat = client.post("/api/chat", json={"message": "Which partners hold a Gold label?"}, headers=auth)
         assert chat.status_code == 503
         # The stream has started when the answer fails: the failure is an `error` event.
         with client.stream(
@@ -57,17 +53,13 @@ def test_not_ready_without_an_index_then_ready_after_reindex(
         assert ready.status_code == 200
         assert ready.json()["index"]["model"] == "fake-hash-64"
         assert ready.json()["index"]["documents"] == 5
-        answer = client.post(
-            "/api/chat", json={"message": "Which partners hold a Gold label?"}, headers=auth
-        )
+        answer = client.post("/api/chat", json={"message": "Which partners hold a Gold label?"}, headers=auth)
         assert answer.status_code == 200
 
 
 @pytest.mark.anyio
 async def test_unexpected_errors_never_show_their_message() -> None:
-    request = Request(
-        {"type": "http", "method": "GET", "path": "/api/x", "headers": [], "query_string": b""}
-    )
+    request = Request({"type": "http", "method": "GET", "path": "/api/x", "headers": [], "query_string": b""})
     response = await _unexpected_error(request, RuntimeError("secret database password in message"))
     body = json.loads(bytes(response.body))
     assert response.status_code == 500

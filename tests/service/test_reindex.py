@@ -39,9 +39,7 @@ def own_index(
     corpus_copy: Path, index_copy: Path, tmp_path: Path, real_embedder: Embedder
 ) -> Iterator[tuple[Assistant, Settings]]:
     """An assistant over a writable corpus copy and its own copy of the index."""
-    settings = Settings(
-        corpus_dir=corpus_copy, index_dir=index_copy, data_dir=tmp_path / "data", api_keys=[API_KEY]
-    )
+    settings = Settings(corpus_dir=corpus_copy, index_dir=index_copy, data_dir=tmp_path / "data", api_keys=[API_KEY])
     yield Assistant(settings, embedder=real_embedder), settings
 
 
@@ -110,15 +108,11 @@ def test_reindex_under_load_loses_no_request(own_index: tuple[Assistant, Setting
         ready = client.get("/readyz").json()
         assert ready["index"]["documents"] == 6
         # Nested ids go through the path converter.
-        assert NEW_DOC in [
-            d["id"] for d in client.get("/api/documents", headers=AUTH).json()["documents"]
-        ]
+        assert NEW_DOC in [d["id"] for d in client.get("/api/documents", headers=AUTH).json()["documents"]]
         document = client.get(f"/api/documents/{NEW_DOC}", headers=AUTH)
         assert document.status_code == 200 and "Fjordwerk" in document.json()["text"]
         c = answer["citations"][0]
-        passage = client.get(
-            f"/api/documents/{NEW_DOC}", params={"start": c["start"], "end": c["end"]}, headers=AUTH
-        )
+        passage = client.get(f"/api/documents/{NEW_DOC}", params={"start": c["start"], "end": c["end"]}, headers=AUTH)
         assert passage.json()["quote"] == c["quote"]
 
 
@@ -130,11 +124,7 @@ def test_concurrent_reindex_calls_are_serialised(own_index: tuple[Assistant, Set
 
         def reindex() -> None:
             with server.client() as client:
-                responses.append(
-                    client.post(
-                        "/api/admin/reindex", headers=AUTH, json={"rebuild": False}, timeout=300
-                    )
-                )
+                responses.append(client.post("/api/admin/reindex", headers=AUTH, json={"rebuild": False}, timeout=300))
 
         calls = [threading.Thread(target=reindex) for _ in range(3)]
         for t in calls:

@@ -114,10 +114,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 (the http.server naming)
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length).decode("utf-8")
-        if raw.startswith("{"):
-            body = json.loads(raw)
-        else:
-            body = {k: v[0] for k, v in parse_qs(raw).items()}
+        body = json.loads(raw) if raw.startswith("{") else {k: v[0] for k, v in parse_qs(raw).items()}
         path = self.path.split("?")[0]
         self.server.fake.record(SlackCall(path, body, dict(self.headers.items())))
         reply: dict[str, Any] = {"ok": True}
@@ -221,9 +218,7 @@ class SlackService:
             "event_time": int(time.time()),
             "authorizations": [{"team_id": TEAM, "user_id": BOT_USER, "is_bot": True}],
         }
-        return self.post(
-            "/slack/events", json.dumps(payload), content_type="application/json", **kwargs
-        )
+        return self.post("/slack/events", json.dumps(payload), content_type="application/json", **kwargs)
 
     def command(self, text: str, response_url: str, **kwargs: Any) -> httpx.Response:
         """Sends a /ask slash command to /slack/events."""

@@ -44,9 +44,7 @@ def _texts(blocks: list[dict[str, Any]]) -> list[str]:
 
 def _buttons(blocks: list[dict[str, Any]]) -> dict[str, str]:
     """The message's buttons: action_id -> value."""
-    return {
-        e["action_id"]: e["value"] for b in blocks if b["type"] == "actions" for e in b["elements"]
-    }
+    return {e["action_id"]: e["value"] for b in blocks if b["type"] == "actions" for e in b["elements"]}
 
 
 def _blocks(call: SlackCall) -> list[dict[str, Any]]:
@@ -66,11 +64,7 @@ def _assert_gold_answer(slack: SlackService, call: SlackCall) -> str:
     assert "4 Motors for the European Industry 4.0" in sources
     assert "Plastipolis" in sources  # the cited section's title
     # Every [n] links to its passage in the document view, and the passage is the quote.
-    links = [
-        part.split("|")[0]
-        for part in sources.split("<")[1:]
-        if part.startswith(PUBLIC_URL + "/api/documents/")
-    ]
+    links = [part.split("|")[0] for part in sources.split("<")[1:] if part.startswith(PUBLIC_URL + "/api/documents/")]
     assert links
     for link in links:
         url = urlsplit(link.replace("&amp;", "&"))
@@ -284,9 +278,7 @@ def test_a_retried_event_is_answered_once_even_after_a_restart(start_slack: Any)
         ),
     ],
 )
-def test_bots_edits_and_channel_chatter_are_not_answered(
-    slack: SlackService, event: dict[str, Any]
-) -> None:
+def test_bots_edits_and_channel_chatter_are_not_answered(slack: SlackService, event: dict[str, Any]) -> None:
     event = {"channel_type": "im", "channel": "D0ALICE", "ts": f"{time.time():.6f}", **event}
     response = slack.event(event, "Ev0IGNORED")
     assert response.status_code == 200  # acknowledged, so that Slack does not retry
@@ -298,9 +290,7 @@ def test_bots_edits_and_channel_chatter_are_not_answered(
     ["unsigned", "wrong-secret", "stale", "future", "not-a-timestamp", "tampered"],
 )
 @pytest.mark.parametrize("path", ["/slack/events", "/slack/interactions"])
-def test_requests_without_a_valid_signature_are_refused(
-    slack: SlackService, how: str, path: str
-) -> None:
+def test_requests_without_a_valid_signature_are_refused(slack: SlackService, how: str, path: str) -> None:
     event = {
         "type": "event_callback",
         "team_id": TEAM,
@@ -389,9 +379,7 @@ def test_slash_command_answers_privately_and_posts_to_the_channel_on_request(
     assert "Plastipolis" in "\n".join(_texts(blocks))
 
     # "Post to channel": the answer goes to the channel, the private copy is deleted.
-    response = slack.click(
-        "post_answer", answer_id, slack.fake.response_url("post"), ephemeral=True
-    )
+    response = slack.click("post_answer", answer_id, slack.fake.response_url("post"), ephemeral=True)
     assert response.status_code == 200
     public, delete = slack.fake.expect(3)[1:]
     assert public.path == delete.path == "/response/post"
@@ -428,9 +416,7 @@ def test_feedback_buttons_store_feedback_and_thank_the_user(slack: SlackService)
     (answer,) = slack.fake.wait_for(1)
     answer_id = _buttons(_blocks(answer))["feedback_down"]
 
-    response = slack.click(
-        "feedback_down", answer_id, slack.fake.response_url("down"), user="U0BOB"
-    )
+    response = slack.click("feedback_down", answer_id, slack.fake.response_url("down"), user="U0BOB")
     assert response.status_code == 200
     note = slack.fake.expect(2)[1]
     assert note.path == "/response/down"

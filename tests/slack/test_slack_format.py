@@ -67,8 +67,7 @@ def test_escape_replaces_the_three_control_characters() -> None:
 
 def test_bullets_markers_and_markdown_become_mrkdwn() -> None:
     answer = _answer(
-        "Three clusters [1]:\n\n- **Plastipolis** [1]\n  - nested [2]\n* Pool-Net & co <3 [2]\n"
-        "## Next steps",
+        "Three clusters [1]:\n\n- **Plastipolis** [1]\n  - nested [2]\n* Pool-Net & co <3 [2]\n## Next steps",
         (_citation(1), _citation(2)),
     )
     text = answer_mrkdwn(answer)
