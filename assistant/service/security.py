@@ -13,6 +13,7 @@ import hmac
 import json
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.datastructures import Headers
@@ -69,11 +70,31 @@ class RequestTooLargeError(HTTPException):
         super().__init__(413, f"the request body is larger than {limit} bytes (ASSISTANT_MAX_BODY_BYTES)")
 
 
+# What is read and dropped of a refused body before the 413 goes out. A client still sending
+# when the server closes the connection gets a reset instead of the 413; past these bounds a
+# client that keeps sending gets the reset.
+DRAIN_BYTES = 4_000_000
+DRAIN_SECONDS = 2.0
+
+
+async def _drain(receive: Receive, more_body: bool = True) -> None:
+    """Reads and drops the rest of a request body, within DRAIN_BYTES and DRAIN_SECONDS."""
+    drained = 0
+    with anyio.move_on_after(DRAIN_SECONDS):
+        while more_body and drained <= DRAIN_BYTES:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            drained += len(message.get("body", b""))
+            more_body = message.get("more_body", False)
+
+
 class BodySizeLimit:
     """ASGI middleware: answers 413 to request bodies larger than `max_bytes`.
 
     A declared Content-Length over the limit is refused before the app runs; a chunked body
-    is counted as it is read and refused as soon as it passes the limit.
+    is counted as it is read and refused as soon as it passes the limit. Either way the rest
+    of the body is read and dropped (within bounds) first, so the client gets to read the 413.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
@@ -89,6 +110,7 @@ class BodySizeLimit:
             error = RequestTooLargeError(self.max_bytes)
             body = error_body(scope["path"], 413, str(error.detail))
             response = JSONResponse(body, status_code=413, headers={"Connection": "close"})
+            await _drain(receive)
             await response(scope, receive, send)
             return
         received = 0
@@ -99,6 +121,7 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    await _drain(receive, message.get("more_body", False))
                     raise RequestTooLargeError(self.max_bytes)
             return message
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 
 import pytest
 
@@ -165,3 +166,29 @@ def test_path_traversal_is_rejected(server: LiveServer, target: str) -> None:
     # Refused with a message, and never anything read from the file system.
     assert "detail" in body
     assert "root:" not in json.dumps(body)
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_an_oversized_body_gets_its_413_not_a_connection_reset(server: LiveServer, chunked: bool) -> None:
+    # The client sends its whole body at once and reads the answer a moment later. Were the
+    # server to refuse and close with the body unread, the kernel would answer with a reset
+    # that wipes the 413 before the client reads it (seen in CI as "connection reset by peer").
+    payload = json.dumps({"message": "z" * 200_000}).encode()
+    if chunked:
+        framing = b"Transfer-Encoding: chunked"
+        body = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in _pieces(payload, 16_384)) + b"0\r\n\r\n"
+    else:
+        framing, body = b"Content-Length: %d" % len(payload), payload
+    head = b"POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n%s\r\n\r\n" % framing
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+        raw.sendall(head + body)
+        time.sleep(0.5)  # the server answers and closes meanwhile
+        received = b""
+        while chunk := raw.recv(65_536):
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 413"), received[:200]
+    assert b"64000 bytes" in received
+
+
+def _pieces(data: bytes, size: int) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]
