@@ -362,6 +362,10 @@ def bench(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     markdown: Annotated[bool, typer.Option("--markdown", help="Print Markdown tables (for the README).")] = False,
+    ann_sizes: Annotated[
+        list[int] | None,
+        typer.Option("--ann-size", min=1000, help="Synthetic chunk counts for ann (repeatable; default 100k and 1M)."),
+    ] = None,
     store: Annotated[
         str,
         typer.Option(
@@ -390,6 +394,7 @@ def bench(
         runs=runs,
         quick=quick,
         only=tuple(only or ()),
+        ann_sizes=tuple(ann_sizes or ()),
         store=store,
         milvus_uri=settings.milvus_uri if store == "milvus" else None,
     )
