@@ -142,10 +142,10 @@ def main() -> None:
     select = fit_selection(sets, set_weights)
     select = select / np.abs(select).max()  # scale is free for a ranking; keep numbers readable
     defaults = ExtractiveSettings()
-    current = np.array([defaults.select[name] for name in SIGNALS])
+    current = np.array([defaults.select.get(name, 0.0) for name in SIGNALS])
 
-    xs, ys, ws = [], [], []
-    for rows, set_weight in zip(sets, set_weights, strict=True):
+    xs, ys, ws, owner = [], [], [], []
+    for number, (rows, set_weight) in enumerate(zip(sets, set_weights, strict=True)):
         answerable = sum(1 for r in rows if r["gold"].answerable)  # type: ignore[attr-defined]
         unanswerable = len(rows) - answerable
         for row in rows:
@@ -158,6 +158,7 @@ def main() -> None:
             xs.append(features[i])
             ys.append(label)
             ws.append(set_weight / max(answerable if label else unanswerable, 1))
+            owner.append(number)
     answer = fit_logistic(np.array(xs), np.array(ys), np.array(ws))
 
     print("selection accuracy (best sentence holds a key fact / all key facts):")
@@ -181,11 +182,13 @@ def main() -> None:
         + "}"
     )
 
-    print("\nhow well each signal of the best sentence alone tells answerable from not (AUC):")
+    print("\nhow well each signal of the best sentence alone tells answerable from not (AUC, all | per set):")
     x_all, y_all = np.array(xs), np.array(ys)
-    for j, name in enumerate(SIGNALS):
-        print(f"  {name:14s} {_auc(x_all[:, j], y_all):.3f}")
-    print(f"  {'fitted':14s} {_auc(x_all @ answer[1:], y_all):.3f}")
+    set_of = np.array(owner)
+    columns = [*(x_all[:, j] for j in range(len(SIGNALS))), x_all @ answer[1:]]
+    for name, column in zip([*SIGNALS, "fitted"], columns, strict=True):
+        per_set = " ".join(f"{_auc(column[set_of == s], y_all[set_of == s]):.3f}" for s in range(len(sets)))
+        print(f"  {name:14s} {_auc(column, y_all):.3f} | {per_set}")
     print("\nthreshold | " + " | ".join(f"{n}: answered / declined" for n in names))
     for threshold in (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7):
         cells = []
