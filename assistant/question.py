@@ -61,8 +61,8 @@ _QUESTION_WORDS = frozenset(
     ]
 )
 _NUMBER_CUES = re.compile(
-    r"\b(how (many|much|large|big|long|old)|what (percentage|percent|proportion|share|number|"
-    r"amount|size|population|gdp|budget|turnover|revenue|area|total)|percentage of|"
+    r"\b(how (many|much|large|big|long|old)|what (?:(?:is|was|are|were) )?(?:the )?(?:\w+ )?(percentage|percent|"
+    r"proportion|share|number|amount|size|population|gdp|budget|turnover|revenue|area|total)|percentage of|"
     r"number of|share of)\b",
     re.IGNORECASE,
 )

@@ -397,7 +397,7 @@ def _type_signal(q: QuestionProfile, text: str) -> float:
     if q.answer_type is None:
         return 0.0
     if q.answer_type == "number":
-        found = bool(_NUMBER.search(text))
+        found = _has_quantity(text, percentage=bool(_PERCENT_CUES.search(q.text)))
     elif q.answer_type == "date":
         found = bool(_DATE.search(text))
     elif q.answer_type == "reason":
@@ -405,6 +405,37 @@ def _type_signal(q: QuestionProfile, text: str) -> float:
     else:
         found = _has_new_name(text, q)
     return 1.0 if found else -1.0
+
+
+_PERCENT_CUES = re.compile(r"\b(percentage|percent|proportion|share)\b", re.IGNORECASE)
+_PERCENT = re.compile(r"%|\bper ?cent\b|\bpercentage\b|\bhalf\b|\bquarter\b|\bthird\b", re.IGNORECASE)
+_MONTH = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|"
+    r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+)
+# Numbers that date something rather than count it: a year, an ordinal day, a day next to its month.
+_NOT_A_COUNT = re.compile(
+    rf"^(?:19|20)\d\d$|^\d+(?:st|nd|rd|th)$|^{_MONTH}$",
+    re.IGNORECASE,
+)
+_DAY_OF_MONTH = re.compile(
+    rf"\b\d{{1,2}}(?:st|nd|rd|th)?\.?\s+{_MONTH}\b|\b{_MONTH}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?\b", re.I
+)
+
+
+def _has_quantity(text: str, *, percentage: bool) -> bool:
+    # "How many ..." is answered by a count, not by the year or the day the sentence mentions:
+    # "set up in May 2018" holds no answer to "how many members ...". A question about a share
+    # wants a percentage or a fraction.
+    if percentage:
+        return bool(_PERCENT.search(text))
+    undated = _DAY_OF_MONTH.sub(" ", text)
+    for match in _NUMBER.finditer(undated):
+        end = match.end()
+        token = undated[match.start() : end] + (re.match(r"(?:st|nd|rd|th)\b", undated[end:]) or [""])[0]
+        if not _NOT_A_COUNT.match(token):
+            return True
+    return False
 
 
 def _has_new_name(text: str, q: QuestionProfile) -> bool:

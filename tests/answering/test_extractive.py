@@ -3,9 +3,10 @@ from __future__ import annotations
 import pytest
 
 from assistant.answering.citations import markers, renumber
-from assistant.answering.extractive import attributed, item_name
+from assistant.answering.extractive import _has_quantity, attributed, item_name
 from assistant.errors import QuestionError
 from assistant.pipeline import Assistant
+from assistant.question import profile
 from assistant.records import NOT_FOUND, Chunk, Citation, Sentence
 from tests.conftest import assert_citations_exact
 
@@ -135,3 +136,26 @@ def test_a_question_about_a_name_no_document_mentions_abstains_and_says_so(
     # A misspelt name the documents do hold is not taken for an unknown one.
     typo = assistant.ask("Which partners hold a Gold label in Frence?")
     assert "never mention" not in typo.text
+
+
+@pytest.mark.parametrize(
+    ("sentence", "percentage", "expected"),
+    [
+        ("This group brings together about fifteen members in two working groups.", False, True),
+        ("With more than 800 companies and 1500 SMEs.", False, True),
+        # A year or a day of the month dates the sentence; it counts nothing.
+        ("The advisory group, set up in May 2018, will present its report.", False, False),
+        ("The AGM, this Thursday, 28th. February, is open to all.", False, False),
+        ("On March 19th the workshop took place in Florence.", False, False),
+        # A question about a share wants a percentage or a fraction.
+        ("It contributes 21.7% of the national value added.", True, True),
+        ("It has 9.8 million inhabitants.", True, False),
+    ],
+)
+def test_a_count_is_not_a_year_or_a_date(sentence: str, percentage: bool, expected: bool) -> None:
+    assert _has_quantity(sentence, percentage=percentage) is expected
+
+
+def test_what_is_the_population_asks_for_a_number() -> None:
+    assert profile("What is the combined population of the four Motor regions?").answer_type == "number"
+    assert profile("What is the main goal of the cluster?").answer_type is None
