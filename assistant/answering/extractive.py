@@ -36,6 +36,11 @@ _CONTINUATION = re.compile(
     r"such|then|afterwards|moreover|furthermore|in addition|also)\b",
     re.IGNORECASE,
 )
+# A sentence that points at something the sentence before it names: "At this occasion ...".
+# ("Afterwards ..." only follows on; it does not name its subject elsewhere.)
+_REFERS_BACK = re.compile(
+    r"^((at|on|in|for|during|after|since|from|with) )?(this|that|these|those|such)\b", re.IGNORECASE
+)
 _NUMBER = re.compile(
     r"(?<![^\W\d_])\d+(?:[.,]\d+)*(?![^\W\d_])|\b(one|two|three|four|five|six|seven|eight|nine|"
     r"ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|hundred|thousand|million|billion|"
@@ -251,7 +256,7 @@ class ExtractiveAnswerer:
                     phrases=sum(1 for p in pairs if p in adjacent) / len(pairs) if pairs else 0.0,
                     similarity=similarity,
                     passage=hit.vector_score,
-                    answer_type=_type_signal(q, text),
+                    answer_type=_type_signal(q, self._with_antecedent(chunk, index, text)),
                     missing_name=1.0 if missing else 0.0,
                     rank=1.0 / hit.rank,
                 )
@@ -270,6 +275,17 @@ class ExtractiveAnswerer:
             weight * getattr(best.evidence, name) for name, weight in w.items() if name != "bias"
         )
         return 1.0 / (1.0 + math.exp(-z))
+
+    @staticmethod
+    def _with_antecedent(chunk: Chunk, index: int, text: str) -> str:
+        # "At this occasion the working group was created" names its occasion in the sentence
+        # before, and the answer will carry that sentence (see `_fact_answer`): the kind of
+        # answer asked for ("at which event?") may be found there.
+        if index > 0 and _REFERS_BACK.match(text) and not (chunk.subject and _ANAPHOR.match(text)):
+            previous = chunk.sentences[index - 1]
+            if _is_prose(chunk, previous):
+                return f"{chunk.sentence_text(previous)} {text}"
+        return text
 
     def _widened(self, terms: Sequence[str]) -> dict[str, set[str]]:
         if not callable(self._similar):
