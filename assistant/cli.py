@@ -251,6 +251,10 @@ def eval_command(
     settings = _guard(lambda: _settings(index_dir=index, corpus_dir=corpus))
     assistant = _assistant(settings)
     questions = _guard(lambda: evaluation.load_gold(gold))
+    if corpus is None and index is None and not assistant.has_index():
+        # A fresh clone: the configured corpus is indexed first, as `assistant serve` does.
+        err.print(f"No index in {settings.index_dir}: indexing {settings.corpus_dir} first.")
+        corpus = settings.corpus_dir
     if corpus is not None:
         _print_report(_guard(lambda: build_index(assistant)))
     _guard(lambda: assistant.store)

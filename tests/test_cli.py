@@ -88,3 +88,29 @@ def test_index_reports_skipped_files_and_settings_come_from_the_environment(tmp_
     assert "Index is up to date" in again.stdout
     asked = run("ask", "Which trips should go by train?", "--json", env=env)
     assert json.loads(asked.stdout)["citations"][0]["doc"] == "policy.md"
+
+
+@pytest.mark.slow
+def test_eval_on_a_fresh_clone_indexes_the_configured_corpus_first(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    name = "metaindustry4-third-birthday.txt"
+    (corpus / name).write_bytes((CORPUS / name).read_bytes())
+    gold = tmp_path / "gold.jsonl"
+    item = {
+        "id": "m1",
+        "kind": "number",
+        "question": "How many partners does MetaIndustry4 have?",
+        "key_facts": ["61"],
+        "sources": [{"doc": name, "quote": "61 partners"}],
+    }
+    gold.write_text(json.dumps(item) + "\n", encoding="utf-8")
+    env = {"ASSISTANT_CORPUS_DIR": str(corpus), "ASSISTANT_INDEX_DIR": str(tmp_path / "index")}
+    args = ("eval", "--gold", str(gold), "--json", str(tmp_path / "out.json"), "--report", str(tmp_path / "r.md"))
+    done = run(*args, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "No index in" in done.stderr and "Indexed 1 documents" in done.stdout
+    assert json.loads((tmp_path / "out.json").read_text())["summary"]["hit_at_k"] == 1.0
+    # An index named explicitly is never built behind the user's back.
+    missing = run(*args, "--index", str(tmp_path / "elsewhere"), env=env)
+    assert missing.returncode == 1 and "run `assistant index` first" in missing.stderr
