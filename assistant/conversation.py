@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Sequence
 
 from assistant.keyword_index import STOPWORDS
-from assistant.question import profile, proper_names
+from assistant.question import AUXILIARIES, profile, proper_names
 from assistant.records import Turn
 
 _PRONOUN = re.compile(
@@ -124,17 +124,7 @@ def _with_head_noun(question: str, name: str) -> str:
         return name
     tail = []
     for word in match.group(1).split():
-        if word.lower() in STOPWORDS or word.lower() in {
-            "does",
-            "do",
-            "did",
-            "is",
-            "are",
-            "was",
-            "were",
-            "has",
-            "have",
-        }:
+        if word.lower() in STOPWORDS or word.lower() in AUXILIARIES:
             break
         tail.append(word)
     if tail and not tail[-1].endswith(("ed", "ing", "s")):

@@ -116,7 +116,7 @@ _NOT_PLURAL = {
     "gas",
     "bus",
 }
-_AUXILIARIES = {
+AUXILIARIES = {  # auxiliary and modal verbs: they end a name's run of words
     "does",
     "do",
     "did",
@@ -281,7 +281,7 @@ def _wants_list(question: str) -> bool:
     # the noun after the question word is plural ("Which cluster represents ..." is not).
     for token in tokens[1:6]:
         lower = token.lower()
-        if lower in _AUXILIARIES or lower in {"one", "single"}:
+        if lower in AUXILIARIES or lower in {"one", "single"}:
             return False
         if token[:1].isupper() or lower in _NOUN_MODIFIERS:
             continue
