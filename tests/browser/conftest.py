@@ -9,25 +9,21 @@ from __future__ import annotations
 import contextlib
 import http.server
 import os
-import socket
 import tempfile
 import threading
-import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from playwright.sync_api import expect, sync_playwright
-from starlette.types import ASGIApp
 
 from assistant.config import Settings
 from assistant.history import ConversationStore
 from assistant.pipeline import Assistant
 from assistant.service.app import create_app
-from tests.service.conftest import LiveServer, StatusRecorder, service_settings
+from tests.service.conftest import LiveServer, live_server, service_settings
 
 # Answers take a second or two on a 2-core machine, more while the model warms up.
 expect.set_options(timeout=20_000)
@@ -48,38 +44,6 @@ SCREENSHOTS = Path(os.environ.get("ASSISTANT_SCREENSHOTS") or Path(tempfile.gett
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 WIDGET = "assistant-widget"  # the widget's host element; Playwright's CSS pierces its shadow root
-
-
-@contextlib.contextmanager
-def serve_app(app: ASGIApp, port: int = 0, expected_5xx: Collection[int] = ()) -> Iterator[LiveServer]:
-    """Runs `app` under uvicorn on 127.0.0.1:`port` (0: any free port) until the block ends.
-
-    Like tests/service/conftest.py's `live_server`, with a chosen port so that a test can stop
-    the service and start it again at the same address. No response may be a 5xx.
-    """
-    recorder = StatusRecorder(app)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(recorder, log_level="warning", ws="none", lifespan="on", timeout_graceful_shutdown=5)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 120
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            sock.close()
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    try:
-        yield LiveServer(f"http://127.0.0.1:{port}", port, recorder)
-    finally:
-        server.should_exit = True
-        thread.join(60)
-        sock.close()
-    errors = recorder.server_errors(expected_5xx)
-    assert not errors, f"server errors: {errors}"
 
 
 @dataclass
@@ -114,7 +78,8 @@ def start_service(assistant: Assistant, tmp_path: Path) -> StartService:
     @contextlib.contextmanager
     def start(port: int = 0, **overrides: Any) -> Iterator[Service]:
         settings = service_settings(tmp_path, assistant.settings, **overrides)
-        with serve_app(create_app(assistant, settings), port) as live:
+        # A short grace: the widget keeps connections open that a restart must not wait out.
+        with live_server(create_app(assistant, settings), port=port, grace_s=5) as live:
             yield Service(live, settings)
 
     return start

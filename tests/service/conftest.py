@@ -67,14 +67,20 @@ class LiveServer:
 
 
 @contextlib.contextmanager
-def live_server(app: ASGIApp, expected_5xx: Collection[int] = ()) -> Iterator[LiveServer]:
-    """Runs `app` under uvicorn on 127.0.0.1:<free port> until the block ends."""
+def live_server(
+    app: ASGIApp, expected_5xx: Collection[int] = (), port: int = 0, grace_s: float = 30
+) -> Iterator[LiveServer]:
+    """Runs `app` under uvicorn on 127.0.0.1:`port` (0: a free one) until the block ends.
+
+    A chosen port lets a test stop the service and start it again at the same address;
+    `grace_s` bounds how long the stop waits for open connections. No response may be a 5xx.
+    """
     recorder = StatusRecorder(app)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(recorder, log_level="warning", ws="none", lifespan="on", timeout_graceful_shutdown=30)
+    config = uvicorn.Config(recorder, log_level="warning", ws="none", lifespan="on", timeout_graceful_shutdown=grace_s)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
