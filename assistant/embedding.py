@@ -188,13 +188,8 @@ class SentenceTransformerEmbedder:
             offsets = np.asarray(encodings["offset_mapping"][i], dtype=np.int64)
             if len(offsets) != len(matrix):
                 raise RuntimeError(f"tokenizer and model disagree on the tokens of text {i}")
-            vectors[i] = _unit(matrix.mean(axis=0))  # what the model's mean pooling computes
-            real = offsets[:, 1] > offsets[:, 0]  # special tokens have empty offsets
-            rows = []
-            for start, end in spans[i]:
-                inside = real & (offsets[:, 0] < end) & (offsets[:, 1] > start)
-                rows.append(_unit(matrix[inside].mean(axis=0) if inside.any() else matrix.mean(axis=0)))
-            span_vectors.append(np.asarray(rows, dtype=np.float32).reshape(len(rows), self.dimension))
+            vectors[i], pooled = pool_spans(matrix, offsets, spans[i])
+            span_vectors.append(pooled)
         return vectors, span_vectors
 
     def _check_window(self, texts: Sequence[str]) -> None:
@@ -204,6 +199,24 @@ class SentenceTransformerEmbedder:
                     f"text of {self.window.count(text)} model tokens exceeds the window of "
                     f"{self.window.max_tokens}: it would be truncated ({text[:60]!r}...)"
                 )
+
+
+def pool_spans(
+    matrix: np.ndarray, offsets: np.ndarray, spans: Sequence[tuple[int, int]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Late chunking: one text's token vectors pooled whole and over each character span.
+
+    Returns the text's vector (the mean of all its token vectors, as the model's mean pooling
+    computes) and one unit vector per span, the mean of the tokens overlapping it (the whole
+    text's mean when none does). Special tokens, with empty offsets, belong to no span.
+    """
+    real = offsets[:, 1] > offsets[:, 0]
+    whole = matrix.mean(axis=0)
+    rows = []
+    for start, end in spans:
+        inside = real & (offsets[:, 0] < end) & (offsets[:, 1] > start)
+        rows.append(_unit(matrix[inside].mean(axis=0) if inside.any() else whole))
+    return _unit(whole), np.asarray(rows, dtype=np.float32).reshape(len(rows), matrix.shape[1])
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:
@@ -536,14 +549,8 @@ class OnnxEmbedder:
         vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
         span_vectors: list[np.ndarray] = []
         for i, (matrix, offsets) in enumerate(self._token_vectors(texts)):
-            vectors[i] = _unit(matrix.mean(axis=0))
-            real = offsets[:, 1] > offsets[:, 0]  # special tokens have empty offsets
-            rows = []
-            for start, end in spans[i]:
-                inside = real & (offsets[:, 0] < end) & (offsets[:, 1] > start)
-                pooled = matrix[inside].mean(axis=0) if inside.any() else matrix.mean(axis=0)
-                rows.append(_unit(pooled))
-            span_vectors.append(np.asarray(rows, dtype=np.float32).reshape(len(rows), self.dimension))
+            vectors[i], pooled = pool_spans(matrix, offsets, spans[i])
+            span_vectors.append(pooled)
         return vectors, span_vectors
 
 
