@@ -12,7 +12,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -304,3 +304,14 @@ def slack(
     """The service with the Slack bot, running."""
     with start_slack() as service:
         yield service
+
+
+def block_texts(blocks: Sequence[dict[str, Any]]) -> list[str]:
+    """The mrkdwn texts of a message's sections and context elements, in order."""
+    texts = []
+    for block in blocks:
+        if block["type"] == "section":
+            texts.append(block["text"]["text"])
+        elif block["type"] == "context":
+            texts.extend(e["text"] for e in block["elements"])
+    return texts

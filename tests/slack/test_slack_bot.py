@@ -26,20 +26,10 @@ from tests.slack.conftest import (
     TEAM,
     SlackCall,
     SlackService,
+    block_texts,
 )
 
 GOLD = "Which partners hold a Gold label?"
-
-
-def _texts(blocks: list[dict[str, Any]]) -> list[str]:
-    """The mrkdwn texts of a message's sections and context elements, in order."""
-    texts = []
-    for block in blocks:
-        if block["type"] == "section":
-            texts.append(block["text"]["text"])
-        elif block["type"] == "context":
-            texts.extend(e["text"] for e in block["elements"])
-    return texts
 
 
 def _buttons(blocks: list[dict[str, Any]]) -> dict[str, str]:
@@ -55,7 +45,7 @@ def _blocks(call: SlackCall) -> list[dict[str, Any]]:
 def _assert_gold_answer(slack: SlackService, call: SlackCall) -> str:
     """Checks an answer message to GOLD; returns its answer id."""
     blocks = _blocks(call)
-    texts = _texts(blocks)
+    texts = block_texts(blocks)
     answer = "\n".join(texts)
     assert "Plastipolis" in call.body["text"]
     assert "Plastipolis" in answer and "microTEC" in answer
@@ -162,7 +152,7 @@ def test_direct_message_follow_up_is_answered_in_context(slack: SlackService) ->
     calls = slack.fake.expect(2)
     second = calls[1]
     assert second.body["thread_ts"] == first_ts
-    assert "40" in "\n".join(_texts(_blocks(second)))
+    assert "40" in "\n".join(block_texts(_blocks(second)))
     # Both exchanges are one conversation: the thread's.
     conversation = slack.store.get_or_create(f"slack:{TEAM}:D0ALICE:{first_ts}")
     turns = slack.store.history(conversation)
@@ -184,7 +174,7 @@ def test_a_question_outside_the_documents_gets_the_not_found_look(slack: SlackSe
         "Ev0PERU",
     )
     (call,) = slack.fake.expect(1)
-    texts = _texts(_blocks(call))
+    texts = block_texts(_blocks(call))
     assert texts[0] == ":mag: *Not in the documents*"
     assert not any(t.startswith("*Sources*") for t in texts)
     assert call.body["text"].startswith("Not in the documents")
@@ -372,11 +362,11 @@ def test_slash_command_answers_privately_and_posts_to_the_channel_on_request(
     assert private.path == "/response/command"
     assert private.body["response_type"] == "ephemeral"
     blocks = _blocks(private)
-    assert _texts(blocks)[0] == f"You asked: _{GOLD}_"
+    assert block_texts(blocks)[0] == f"You asked: _{GOLD}_"
     buttons = _buttons(blocks)
     assert set(buttons) == {"post_answer", "feedback_up", "feedback_down"}
     answer_id = buttons["post_answer"]
-    assert "Plastipolis" in "\n".join(_texts(blocks))
+    assert "Plastipolis" in "\n".join(block_texts(blocks))
 
     # "Post to channel": the answer goes to the channel, the private copy is deleted.
     response = slack.click("post_answer", answer_id, slack.fake.response_url("post"), ephemeral=True)
@@ -386,10 +376,10 @@ def test_slash_command_answers_privately_and_posts_to_the_channel_on_request(
     assert public.body["response_type"] == "in_channel"
     assert public.body["replace_original"] is False
     public_blocks = _blocks(public)
-    assert _texts(public_blocks)[0] == f"<@U0ASKER> asked: _{GOLD}_"
+    assert block_texts(public_blocks)[0] == f"<@U0ASKER> asked: _{GOLD}_"
     assert set(_buttons(public_blocks)) == {"feedback_up", "feedback_down"}
     assert "Plastipolis" in public.body["text"]
-    assert any(t.startswith("*Sources*") for t in _texts(public_blocks))
+    assert any(t.startswith("*Sources*") for t in block_texts(public_blocks))
     assert delete.body["delete_original"] is True
     assert "blocks" not in delete.body
     assert not [c for c in slack.fake.calls if c.path == POST_MESSAGE]

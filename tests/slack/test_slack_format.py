@@ -22,6 +22,7 @@ from assistant.service.slack_format import (
     question_from_slack,
     source_line,
 )
+from tests.slack.conftest import block_texts
 
 PUBLIC = "https://docs.example.org/assistant/"
 
@@ -42,16 +43,6 @@ def _citation(n: int, **changes: Any) -> Citation:
 
 def _answer(text: str, citations: tuple[Citation, ...] = (), abstained: bool = False) -> Answer:
     return Answer(question="q", text=text, citations=citations, abstained=abstained)
-
-
-def _texts(blocks: tuple[dict[str, Any], ...]) -> list[str]:
-    texts = []
-    for block in blocks:
-        if block["type"] == "section":
-            texts.append(block["text"]["text"])
-        elif block["type"] == "context":
-            texts.extend(e["text"] for e in block["elements"])
-    return texts
 
 
 def _unescaped_markup(text: str) -> list[str]:
@@ -102,7 +93,7 @@ def test_answer_message_layout() -> None:
     message = answer_message(answer, answer_id="a1", public_url=PUBLIC)
     kinds = [b["type"] for b in message.blocks]
     assert kinds == ["section", "divider", "section", "actions"]
-    texts = _texts(message.blocks)
+    texts = block_texts(message.blocks)
     assert texts[0].startswith("Plastipolis <https://")
     assert texts[1].startswith("*Sources*\n*[1]* <https://")
     assert texts[1].count("\n*[") == 2
@@ -116,16 +107,16 @@ def test_answer_message_layout() -> None:
 def test_shared_answer_names_the_asker_and_private_one_can_be_posted() -> None:
     answer = _answer("Yes [1].", (_citation(1),))
     shared = answer_message(answer, answer_id="a1", question="Is <it> & so?", asked_by="U1")
-    assert _texts(shared.blocks)[0] == "<@U1> asked: _Is &lt;it&gt; &amp; so?_"
+    assert block_texts(shared.blocks)[0] == "<@U1> asked: _Is &lt;it&gt; &amp; so?_"
     private = answer_message(answer, answer_id="a1", question="Q?", shareable=True)
-    assert _texts(private.blocks)[0] == "You asked: _Q?_"
+    assert block_texts(private.blocks)[0] == "You asked: _Q?_"
     assert private.blocks[-1]["elements"][0]["action_id"] == "post_answer"
     assert answer_message(answer, answer_id=None).blocks[-1]["type"] != "actions"
 
 
 def test_not_found_answers_look_different() -> None:
     message = answer_message(_answer(NOT_FOUND, abstained=True), answer_id="a1")
-    texts = _texts(message.blocks)
+    texts = block_texts(message.blocks)
     assert texts[0] == ":mag: *Not in the documents*"
     assert texts[1] == escape(NOT_FOUND)
     assert "indexed documents" in texts[2]
@@ -145,7 +136,7 @@ def test_long_answers_and_many_sources_stay_within_slack_limits(shape: str) -> N
     message = answer_message(_answer(text, citations), answer_id="a1", public_url=PUBLIC)
     assert len(message.blocks) <= MAX_BLOCKS
     assert len(message.text) <= FALLBACK_CHARS
-    texts = _texts(message.blocks)
+    texts = block_texts(message.blocks)
     for block_text in texts:
         assert 0 < len(block_text) <= SECTION_CHARS
         assert not _unescaped_markup(block_text), block_text[-200:]
