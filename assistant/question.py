@@ -13,7 +13,7 @@ from typing import Literal
 
 from assistant.keyword_index import STOPWORDS, analyze
 
-AnswerType = Literal["number", "date", "name", "reason"]
+AnswerType = Literal["number", "money", "date", "name", "reason"]
 
 # Words that shape a question but say nothing about its subject.
 _QUESTION_WORDS = frozenset(
@@ -64,6 +64,13 @@ _NUMBER_CUES = re.compile(
     r"\b(how (many|much|large|big|long|old)|what (?:(?:is|was|are|were) )?(?:the )?(?:\w+ )?(percentage|percent|"
     r"proportion|share|number|amount|size|population|gdp|budget|turnover|revenue|area|total)|percentage of|"
     r"number of|share of)\b",
+    re.IGNORECASE,
+)
+# "How much did it cost ...", "What is the annual fee ...": an amount of money, not any number.
+_MONEY_CUES = re.compile(
+    r"\bhow much\b.*\b(cost|costs|pay|paid|bid|spend|spent|invest(ed)?|charge[sd]?|raised?|earn(ed)?|worth|"
+    r"sell|sold|buy|bought|fund(ed)?)\b|\b(what|which) (is|was|are|were) ([\w'’-]+ ){0,4}"
+    r"(cost|costs|price|prices|fee|fees|budget|funding|turnover|revenue|salary|investment)\b",
     re.IGNORECASE,
 )
 _DATE_CUES = re.compile(
@@ -152,8 +159,8 @@ class QuestionProfile:
 
     @property
     def wants_number(self) -> bool:
-        """True for "how many", "what percentage" and the like."""
-        return self.answer_type == "number"
+        """True for "how many", "what percentage", "how much did it cost" and the like."""
+        return self.answer_type in ("number", "money")
 
     @property
     def wants_date(self) -> bool:
@@ -186,6 +193,8 @@ _FRAME = re.compile(rf"\b(which|what)\s+(?:\w+\s+)?({_NAME_NOUNS}|years?|dates?|
 
 
 def _answer_type(question: str) -> AnswerType | None:
+    if _MONEY_CUES.search(question) and not re.search(r"\bhow many\b", question, re.IGNORECASE):
+        return "money"
     if _NUMBER_CUES.search(question):
         return "number"
     if _DATE_CUES.search(question):

@@ -48,7 +48,8 @@ _NUMBER = re.compile(
     re.IGNORECASE,
 )
 _DATE = re.compile(
-    r"\b(1[5-9]\d\d|20\d\d)s?\b|\b(january|february|march|april|may|june|july|august|"
+    r"\b(1\d\d\d|20\d\d)s?\b|\b(in|since|by|until|from|about|around|c\.|circa) [1-9]\d{2}\b|"
+    r"\b\d{1,4} ?(AD|BC|BCE|CE)\b|\b(january|february|march|april|may|june|july|august|"
     r"september|october|november|december|spring|summer|autumn|winter|century)\b",
     re.IGNORECASE,
 )
@@ -414,6 +415,8 @@ def _type_signal(q: QuestionProfile, text: str) -> float:
         return 0.0
     if q.answer_type == "number":
         found = _has_quantity(text, percentage=bool(_PERCENT_CUES.search(q.text)))
+    elif q.answer_type == "money":
+        found = bool(_MONEY.search(text))
     elif q.answer_type == "date":
         found = bool(_DATE.search(text))
     elif q.answer_type == "reason":
@@ -423,6 +426,12 @@ def _type_signal(q: QuestionProfile, text: str) -> float:
     return 1.0 if found else -1.0
 
 
+# An amount of money: a currency sign or name, or a price of nothing ("free of charge").
+_MONEY = re.compile(
+    r"[€$£¥₹]|\b(euros?|eur|usd|gbp|dollars?|pounds?|sterling|kronor|krona|sek|msek|nok|dkk|francs?|chf|yen|"
+    r"yuan|rupees?|cents?)\b|\d\s?(k|m|bn)€|\b(free of charge|for free|no charge|without charge|costs? nothing)\b",
+    re.IGNORECASE,
+)
 _PERCENT_CUES = re.compile(r"\b(percentage|percent|proportion|share)\b", re.IGNORECASE)
 _PERCENT = re.compile(r"%|\bper ?cent\b|\bpercentage\b|\bhalf\b|\bquarter\b|\bthird\b", re.IGNORECASE)
 _MONTH = (

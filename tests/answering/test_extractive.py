@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from assistant.answering.citations import markers, renumber
-from assistant.answering.extractive import _has_quantity, attributed, item_name
+from assistant.answering.extractive import _has_quantity, _type_signal, attributed, item_name
 from assistant.errors import QuestionError
 from assistant.pipeline import Assistant
 from assistant.question import profile
@@ -159,3 +159,55 @@ def test_a_count_is_not_a_year_or_a_date(sentence: str, percentage: bool, expect
 def test_what_is_the_population_asks_for_a_number() -> None:
     assert profile("What is the combined population of the four Motor regions?").answer_type == "number"
     assert profile("What is the main goal of the cluster?").answer_type is None
+
+
+@pytest.mark.parametrize(
+    ("question", "sentence", "expected"),
+    [
+        # Years before 1500 are years too, and so are decades and years named by a preposition.
+        ("When did Herve serve?", "One of the first Norman mercenaries was Hervé in the 1050s.", 1.0),
+        ("In what year did they invade?", "In 1018, Roger de Tosny travelled to the Iberian Peninsula.", 1.0),
+        ("When did the Duchy begin?", "The Duchy of Normandy began in 911 as a fiefdom.", 1.0),
+        ("When was the cluster founded?", "The cluster has 300 members.", -1.0),
+        # A question about money wants an amount of money, not any number.
+        ("How much did Sky bid for the packages?", "Sky picked up the remaining four for £1.3bn.", 1.0),
+        ("What is the yearly turnover of Eurecat?", "It generates a turnover of 36 M € yearly.", 1.0),
+        ("How much did it cost to register?", "Registration was free of charge.", 1.0),
+        ("How much did it cost to register?", "The workshop compared visions of Industry 4.0.", -1.0),
+        ("What is the annual membership fee of the cluster?", "The AGM on 28 February is open to all.", -1.0),
+    ],
+)
+def test_the_sentence_holds_the_kind_of_answer_asked_for(question: str, sentence: str, expected: float) -> None:
+    assert _type_signal(profile(question), sentence) == expected
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("How much did BSkyB pay for the Premier League rights?", "money"),
+        ("What is Flanders Make's annual research budget?", "money"),
+        ("what is the fee range for accessing the EPG?", "money"),
+        # "How many" asks for a count even when a turnover is asked for as well.
+        ("How many professionals does Eurecat employ, and what is its yearly turnover?", "number"),
+        ("How much of the land is forest?", "number"),
+        ("What channel lost advertising revenue due to their plans?", None),
+    ],
+)
+def test_money_questions_are_told_from_other_number_questions(question: str, kind: str | None) -> None:
+    assert profile(question).answer_type == kind
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "What is the annual membership fee of the Luxembourg Materials & Manufacturing Cluster?",
+        "How much did it cost to register for the Florence workshop on industrial modernisation?",
+    ],
+)
+def test_a_price_the_documents_never_give_is_not_answered_with_another_sentence(
+    assistant: Assistant, question: str
+) -> None:
+    # The documents describe the AGM and the workshop at length, but name no fee or price.
+    answer = assistant.ask(question)
+    assert answer.abstained, answer.text
+    assert answer.citations == ()
