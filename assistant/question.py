@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from assistant.keyword_index import STOPWORDS, analyze
+from assistant.keyword_index import STOPWORDS, analyze, fold
 
 AnswerType = Literal["number", "money", "date", "name", "reason"]
 
@@ -156,6 +156,7 @@ class QuestionProfile:
     # which the answering sentence shows by example, not by word
     wants_list: bool
     answer_type: AnswerType | None
+    counted: str = ""  # stem of what "How many ..." counts ("peopl" in "How many people attended?")
 
     @property
     def wants_number(self) -> bool:
@@ -185,11 +186,28 @@ def profile(question: str) -> QuestionProfile:
         frame=frame,
         wants_list=_wants_list(question),
         answer_type=_answer_type(question),
+        counted=_counted(question),
     )
 
 
 _QUESTION_STEMS = frozenset(analyze(" ".join(_QUESTION_WORDS)))
 _FRAME = re.compile(rf"\b(which|what)\s+(?:\w+\s+)?({_NAME_NOUNS}|years?|dates?|months?|days?)\b", re.IGNORECASE)
+
+
+_HOW_MANY = re.compile(r"\bhow many\s+((?:[\w'’-]+\s+){0,3})", re.IGNORECASE)
+_COUNT_MODIFIERS = {"of", "the", "more", "other", "different", "new", "total", "additional", "separate", "such"}
+
+
+def _counted(question: str) -> str:
+    # "How many of the new members ..." counts members.
+    match = _HOW_MANY.search(question)
+    if not match:
+        return ""
+    for word in match.group(1).split():
+        if word.lower() not in _COUNT_MODIFIERS:
+            stems = analyze(word)
+            return stems[0] if stems and word.lower() not in AUXILIARIES else ""
+    return ""
 
 
 def _answer_type(question: str) -> AnswerType | None:
@@ -316,4 +334,38 @@ _NOUN_MODIFIERS = {
     "all",
     "partner",
     "member",
+}
+
+
+def mentions(passage_folded: str, name: str) -> bool:
+    """Tells whether a folded text (see `fold`) mentions a name."""
+    # A name is mentioned when its words stand together, each recognised by its first five
+    # letters: "Catalan" finds "Catalonia", "Four Motors" finds "4 Motors", and "Smart
+    # Industri" needs those two words side by side, not "smart" here and "industry" there.
+    words = [w for w in re.findall(r"[^\W_]+", fold(name)) if len(w) > 2 or w.isdigit()]
+    if not words:
+        return True
+    parts = [
+        (f"(?:{re.escape(w)}|{_NUMBER_WORDS[w]})" if w in _NUMBER_WORDS else re.escape(w[:5])) + r"[^\W_]*"
+        for w in words
+    ]
+    return (
+        re.search(r"(?<![^\W_])" + r"(?:[\W_]+(?:de|of|di|du|von|van|der|la|le)?[\W_]*)".join(parts), passage_folded)
+        is not None
+    )
+
+
+_NUMBER_WORDS = {
+    "one": "1",
+    "two": "2",
+    "three": "3",
+    "four": "4",
+    "five": "5",
+    "six": "6",
+    "seven": "7",
+    "eight": "8",
+    "nine": "9",
+    "ten": "10",
+    "eleven": "11",
+    "twelve": "12",
 }

@@ -117,6 +117,9 @@ class Hit:
     vector_score: float = 0.0
     # Cosine similarity of the question to each of the chunk's sentences, in sentence order.
     sentence_similarity: tuple[float, ...] = ()
+    # Set when the chunk opens a subsection of a section the question names (a list item found
+    # by the document's structure): that section's heading.
+    item_of: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """Returns the JSON shape used by the CLI, the service and the eval reports."""

@@ -10,6 +10,10 @@
    chunk that states the question's terms together beats one that scatters them.
 4. Near-duplicate chunks and more than `max_per_section` chunks of one headed section are held
    back, so that the top k cover more places (a list question often needs several).
+5. A list question about a name that heads a section with subsections ("Which clusters represent
+   Auvergne-Rhône-Alpes?" and "3.3.1. Auvergne Rhône-Alpes" > "Plastipolis", "Viameca", ...)
+   gets the best chunk of each subsection, after the best hit: the document's own structure
+   lists the items, even when their text never repeats the question's words.
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from assistant.embedding import Embedder
-from assistant.keyword_index import analyze
-from assistant.question import profile
+from assistant.keyword_index import analyze, fold
+from assistant.question import QuestionProfile, mentions, profile
 from assistant.records import Chunk, Hit
 from assistant.store import IndexStore
 
@@ -99,6 +103,18 @@ class Retriever:
             fused[i] += w.sentence * self._sentence_coverage(row, weights)
             fused[i] += w.sentence_vector * best_sentence
         order = np.concatenate([head[np.argsort(-fused[head], kind="stable")], order[self.rerank :]])
+        asked = profile(query)
+        items: dict[int, str] = {}  # row -> heading of the section it is an item of
+        if asked.wants_list and asked.names:
+            order = self._subsections_first(asked, rows, order, k, items)
+            if len(rows) > len(fused):  # subsections that were no candidate: score them too
+                extra = np.asarray(rows[len(fused) :], dtype=np.int64)
+                extra_keyword = keyword_all[extra]
+                extra_cosine = self.store.vectors_of(extra) @ query_vector
+                keyword = np.concatenate([keyword, extra_keyword])
+                cosine = np.concatenate([cosine, extra_cosine])
+                extra_norm = extra_keyword / best_keyword if best_keyword > 0 else extra_keyword * 0
+                fused = np.concatenate([fused, w.keyword * extra_norm + w.vector * extra_cosine])
         keyword_rank = {row: rank for rank, row in enumerate(keyword_rows.tolist(), 1)}
         vector_rank = {int(row): rank for rank, row in enumerate(vector_rows[0], 1)}
         hits: list[Hit] = []
@@ -121,11 +137,48 @@ class Retriever:
                     sentence_similarity=tuple(
                         float(x) for x in similarity.get(row, self.store.sentence_vectors(row) @ query_vector)
                     ),
+                    item_of=items.get(row, ""),
                 )
             )
             if len(hits) == k:
                 break
         return hits
+
+    def _subsections_first(
+        self, asked: QuestionProfile, rows: list[int], order: np.ndarray, k: int, items: dict[int, str]
+    ) -> np.ndarray:
+        # The deepest section among the best candidates' ancestors whose heading names what the
+        # question names, with 2 to k - 1 subsections: the first chunk of each subsection follows
+        # the best hit.
+        best: tuple[int, str, tuple[str, ...]] | None = None
+        for i in order[: self.rerank]:
+            chunk = self.store.chunk(rows[i])
+            for depth in range(1, len(chunk.section_path)):
+                heading = fold(chunk.section_path[depth - 1])
+                if any(mentions(heading, name) for name in asked.names) and (best is None or depth > best[0]):
+                    best = (depth, chunk.doc_id, chunk.section_path[:depth])
+        if best is None:
+            return order
+        depth, doc_id, parent = best
+        children: dict[tuple[str, ...], int] = {}  # subsection -> its first row
+        for row in self.store.rows_of_document(doc_id):
+            path = self.store.chunk(row).section_path
+            if len(path) > depth and path[:depth] == parent:
+                children.setdefault(path[: depth + 1], row)
+        if not 2 <= len(children) < k:
+            return order
+        position = {row: i for i, row in enumerate(rows)}
+        chosen: list[int] = []
+        for first_row in children.values():
+            # A subsection's first chunk introduces its item ("Plastipolis is the only ...").
+            if first_row not in position:
+                position[first_row] = len(rows)
+                rows.append(first_row)
+            chosen.append(position[first_row])
+            items[first_row] = parent[-1]
+        first = int(order[0])
+        picked = {first, *chosen}
+        return np.asarray([first, *(i for i in chosen if i != first), *(int(i) for i in order if int(i) not in picked)])
 
     def _diverse(
         self,

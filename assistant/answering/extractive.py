@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from assistant.answering.citations import cite
 from assistant.documents import BOILERPLATE
 from assistant.keyword_index import analyze, fold
-from assistant.question import QuestionProfile, is_name_token, profile
+from assistant.question import QuestionProfile, is_name_token, mentions, profile
 from assistant.records import NOT_FOUND, Answer, Chunk, Citation, Hit, Sentence, Turn
 
 # A sentence that refers to its subject without naming it: "This cluster ...", "It owns ...".
@@ -190,7 +190,7 @@ class ExtractiveAnswerer:
         best = candidates[0]
         answer = None
         if q.wants_list and not _enumerates(best.text):
-            items = self._list_items(candidates)
+            items = self._section_items(candidates) or self._list_items(candidates)
             if len(items) > 1:
                 answer = self._list_answer(question, items, hits)
         answer = answer or self._fact_answer(question, best, candidates, hits)
@@ -218,7 +218,7 @@ class ExtractiveAnswerer:
             chunk = hit.chunk
             context = set(analyze(" ".join([chunk.title, chunk.subject, *chunk.section_path])))
             passage = fold(f"{chunk.header} {chunk.text}")
-            mentioned = [name for name in q.names if _mentions(passage, name)]
+            mentioned = [name for name in q.names if mentions(passage, name)]
             missing = len(mentioned) < len(q.names)
             # A name the passage mentions (in its heading, title or text) is what all its
             # sentences are about: "Now ... MetaIndustry4 has 61 partners" answers a question
@@ -307,6 +307,18 @@ class ExtractiveAnswerer:
         return True
 
     # -- composing --------------------------------------------------------------------
+
+    @staticmethod
+    def _section_items(candidates: list[Scored]) -> list[Scored]:
+        # The retriever found the items as the subsections of a section the question names
+        # ("3.3.1. Auvergne Rhône-Alpes" > "Plastipolis", "Viameca", "Minalogic"): each one is
+        # an item, told by the best sentence of its opening chunk.
+        best: dict[tuple[str, int], Scored] = {}
+        for candidate in candidates:  # best first
+            hit = candidate.hit
+            if hit.item_of and hit.chunk.subject:
+                best.setdefault((hit.chunk.doc_id, hit.chunk.start), candidate)
+        return list(best.values()) if len(best) > 1 else []
 
     def _list_items(self, candidates: list[Scored]) -> list[Scored]:
         best = candidates[0]
@@ -414,7 +426,7 @@ def _type_signal(q: QuestionProfile, text: str) -> float:
     if q.answer_type is None:
         return 0.0
     if q.answer_type == "number":
-        found = _has_quantity(text, percentage=bool(_PERCENT_CUES.search(q.text)))
+        found = _has_quantity(text, percentage=bool(_PERCENT_CUES.search(q.text))) and _counts(text, q.counted)
     elif q.answer_type == "money":
         found = bool(_MONEY.search(text))
     elif q.answer_type == "date":
@@ -448,6 +460,20 @@ _DAY_OF_MONTH = re.compile(
 )
 
 
+# Words that count the people at an event: "How many people attended?" is answered by
+# "60 participants". (Not "15 members" or "300 researchers": those count something narrower.)
+_PEOPLE = frozenset(analyze("people person persons participants attendees visitors delegates guests"))
+
+
+def _counts(text: str, counted: str) -> bool:
+    # "How many people attended?" is not answered by "800 companies and 35,000 jobs": the
+    # sentence must name what is counted.
+    if not counted:
+        return True
+    terms = set(analyze(text))
+    return counted in terms or (counted in _PEOPLE and bool(terms & _PEOPLE))
+
+
 def _has_quantity(text: str, *, percentage: bool) -> bool:
     # "How many ..." is answered by a count, not by the year or the day the sentence mentions:
     # "set up in May 2018" holds no answer to "how many members ...". A question about a share
@@ -471,39 +497,6 @@ def _has_new_name(text: str, q: QuestionProfile) -> bool:
         if is_name_token(token, at_sentence_start=i == 0) and fold(token) not in asked:
             return True
     return False
-
-
-def _mentions(passage_folded: str, name: str) -> bool:
-    # A name is mentioned when its words stand together, each recognised by its first five
-    # letters: "Catalan" finds "Catalonia", "Four Motors" finds "4 Motors", and "Smart
-    # Industri" needs those two words side by side, not "smart" here and "industry" there.
-    words = [w for w in re.findall(r"[^\W_]+", fold(name)) if len(w) > 2 or w.isdigit()]
-    if not words:
-        return True
-    parts = [
-        (f"(?:{re.escape(w)}|{_NUMBER_WORDS[w]})" if w in _NUMBER_WORDS else re.escape(w[:5])) + r"[^\W_]*"
-        for w in words
-    ]
-    return (
-        re.search(r"(?<![^\W_])" + r"(?:[\W_]+(?:de|of|di|du|von|van|der|la|le)?[\W_]*)".join(parts), passage_folded)
-        is not None
-    )
-
-
-_NUMBER_WORDS = {
-    "one": "1",
-    "two": "2",
-    "three": "3",
-    "four": "4",
-    "five": "5",
-    "six": "6",
-    "seven": "7",
-    "eight": "8",
-    "nine": "9",
-    "ten": "10",
-    "eleven": "11",
-    "twelve": "12",
-}
 
 
 def _enumerates(sentence: str) -> bool:

@@ -211,3 +211,44 @@ def test_a_price_the_documents_never_give_is_not_answered_with_another_sentence(
     answer = assistant.ask(question)
     assert answer.abstained, answer.text
     assert answer.citations == ()
+
+
+@pytest.mark.parametrize(
+    ("question", "items", "parent"),
+    [
+        (
+            "Which clusters represent Auvergne-Rhône-Alpes in the partnership?",
+            ("Plastipolis", "ViaMéca", "Minalogic"),
+            "3.3.1. Auvergne Rhône-Alpes",
+        ),
+        (
+            "Which Catalan organisations are members of the consortium?",
+            ("Eurecat", "CEP", "Cluster Digital"),
+            "3.3.4. Catalonia",
+        ),
+    ],
+)
+def test_a_list_question_about_a_section_gets_its_subsections_as_items(
+    assistant: Assistant, question: str, items: tuple[str, ...], parent: str
+) -> None:
+    # The item sentences never repeat the question's words ("Since 2005 ViaMéca labelled more
+    # than 415 projects"): the document's headings say which clusters belong to the region.
+    hits = assistant.engine.retriever.search(question, 5)
+    found = [h for h in hits if h.item_of]
+    assert {h.item_of for h in found} == {parent}
+    assert len(found) == len(items)
+    answer = assistant.ask(question)
+    assert not answer.abstained
+    assert_citations_exact(assistant, answer)
+    lead = answer.text.split("\n", 1)[0]
+    for item in items:
+        assert item in lead, answer.text
+    # Each item is cited from its own subsection ("A.3.3.1.2. Viameca" under "3.3.1. ...").
+    number = parent.split(" ", 1)[0]
+    assert len(answer.citations) == len(items)
+    assert all(c.section.startswith(f"A.{number}") for c in answer.citations), answer.citations
+
+
+def test_questions_that_ask_for_no_list_keep_their_ranking(assistant: Assistant) -> None:
+    hits = assistant.engine.retriever.search("Which cluster represents Auvergne-Rhône-Alpes in Minalogic's field?", 5)
+    assert not any(h.item_of for h in hits)
