@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from assistant.answering.citations import cite
-from assistant.documents import BOILERPLATE
+from assistant.documents import BOILERPLATE, detect_language
 from assistant.keyword_index import analyze, fold
 from assistant.question import QuestionProfile, is_name_token, mentions, profile
 from assistant.records import NOT_FOUND, Answer, Chunk, Citation, Hit, Sentence, Turn
@@ -41,8 +41,8 @@ _CONTINUATION = re.compile(
 _REFERS_BACK = re.compile(
     r"^((at|on|in|for|during|after|since|from|with) )?(this|that|these|those|such)\b", re.IGNORECASE
 )
-_NUMBER = re.compile(
-    r"(?<![^\W\d_])\d+(?:[.,]\d+)*(?![^\W\d_])|\b(one|two|three|four|five|six|seven|eight|nine|"
+_NUMBER = re.compile(  # not the digits of a name: "Covid-19", "Industry-4"
+    r"(?<![^\W_])(?<![^\W\d_]-)\d+(?:[.,]\d+)*(?![^\W\d_])|\b(one|two|three|four|five|six|seven|eight|nine|"
     r"ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|hundred|thousand|million|billion|"
     r"dozen|half)\b",
     re.IGNORECASE,
@@ -426,7 +426,7 @@ def _type_signal(q: QuestionProfile, text: str) -> float:
     if q.answer_type is None:
         return 0.0
     if q.answer_type == "number":
-        found = _has_quantity(text, percentage=bool(_PERCENT_CUES.search(q.text))) and _counts(text, q.counted)
+        found = _has_quantity(text, percentage=bool(_PERCENT_CUES.search(q.text))) and _counts(text, q)
     elif q.answer_type == "money":
         found = bool(_MONEY.search(text))
     elif q.answer_type == "date":
@@ -465,13 +465,15 @@ _DAY_OF_MONTH = re.compile(
 _PEOPLE = frozenset(analyze("people person persons participants attendees visitors delegates guests"))
 
 
-def _counts(text: str, counted: str) -> bool:
+def _counts(text: str, q: QuestionProfile) -> bool:
     # "How many people attended?" is not answered by "800 companies and 35,000 jobs": the
-    # sentence must name what is counted.
-    if not counted:
+    # sentence must name what is counted, when both are in one language ("6 företag" may well
+    # count the companies of an English question).
+    languages = {detect_language(text), detect_language(q.text)}
+    if not q.counted or (len(languages) > 1 and "und" not in languages):
         return True
     terms = set(analyze(text))
-    return counted in terms or (counted in _PEOPLE and bool(terms & _PEOPLE))
+    return q.counted in terms or (q.counted in _PEOPLE and bool(terms & _PEOPLE))
 
 
 def _has_quantity(text: str, *, percentage: bool) -> bool:

@@ -147,6 +147,8 @@ def test_a_question_about_a_name_no_document_mentions_abstains_and_says_so(
         ("The advisory group, set up in May 2018, will present its report.", False, False),
         ("The AGM, this Thursday, 28th. February, is open to all.", False, False),
         ("On March 19th the workshop took place in Florence.", False, False),
+        # The digits of a name count nothing either.
+        ("A webinar on investment aid in the era of Covid-19.", False, False),
         # A question about a share wants a percentage or a fraction.
         ("It contributes 21.7% of the national value added.", True, True),
         ("It has 9.8 million inhabitants.", True, False),
@@ -175,6 +177,16 @@ def test_what_is_the_population_asks_for_a_number() -> None:
         ("How much did it cost to register?", "Registration was free of charge.", 1.0),
         ("How much did it cost to register?", "The workshop compared visions of Industry 4.0.", -1.0),
         ("What is the annual membership fee of the cluster?", "The AGM on 28 February is open to all.", -1.0),
+        # "How many people" is answered by a count of people, not of companies or jobs ...
+        ("How many people attended the AGM?", "With more than 800 companies representing 35,000 jobs.", -1.0),
+        ("How many people attended?", "The event gathered more than 600 participants in Lyon.", 1.0),
+        # ... but a sentence in another language cannot be held to the question's words.
+        (
+            "How many companies went through the programme on process maturity?",
+            "Ett program med 6 företag har genomförts för att utveckla processmognad ur ett sälj och "
+            "marknadsperspektiv.",
+            1.0,
+        ),
     ],
 )
 def test_the_sentence_holds_the_kind_of_answer_asked_for(question: str, sentence: str, expected: float) -> None:
