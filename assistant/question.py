@@ -342,11 +342,14 @@ def mentions(passage_folded: str, name: str) -> bool:
     # A name is mentioned when its words stand together, each recognised by its first five
     # letters: "Catalan" finds "Catalonia", "Four Motors" finds "4 Motors", and "Smart
     # Industri" needs those two words side by side, not "smart" here and "industry" there.
+    # A one-word name needs all but its last four letters: "Industrinatten" is no "Industrie".
     words = [w for w in re.findall(r"[^\W_]+", fold(name)) if len(w) > 2 or w.isdigit()]
     if not words:
         return True
+    keep = 5 if len(words) > 1 else None
     parts = [
-        (f"(?:{re.escape(w)}|{_NUMBER_WORDS[w]})" if w in _NUMBER_WORDS else re.escape(w[:5])) + r"[^\W_]*"
+        (f"(?:{re.escape(w)}|{_NUMBER_WORDS[w]})" if w in _NUMBER_WORDS else re.escape(w[: keep or max(5, len(w) - 4)]))
+        + r"[^\W_]*"
         for w in words
     ]
     return (

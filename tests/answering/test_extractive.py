@@ -5,8 +5,9 @@ import pytest
 from assistant.answering.citations import markers, renumber
 from assistant.answering.extractive import _has_quantity, _type_signal, attributed, item_name
 from assistant.errors import QuestionError
+from assistant.keyword_index import fold
 from assistant.pipeline import Assistant
-from assistant.question import profile
+from assistant.question import mentions, profile
 from assistant.records import NOT_FOUND, Chunk, Citation, Sentence
 from tests.conftest import assert_citations_exact
 
@@ -264,3 +265,20 @@ def test_a_list_question_about_a_section_gets_its_subsections_as_items(
 def test_questions_that_ask_for_no_list_keep_their_ranking(assistant: Assistant) -> None:
     hits = assistant.engine.retriever.search("Which cluster represents Auvergne-Rhône-Alpes in Minalogic's field?", 5)
     assert not any(h.item_of for h in hits)
+
+
+@pytest.mark.parametrize(
+    ("passage", "name", "expected"),
+    [
+        ("the CEP and other members in Catalonia", "Catalan", True),
+        ("the 4 Motors for Europe", "Four Motors", True),
+        ("en australiensisk klusterexpert", "Australian", True),
+        ("Smart Industri Norra Mellansverige", "Smart Industri", True),
+        ("smart regions and the industry of the future", "Smart Industri", False),
+        # A one-word name needs more than its first five letters.
+        ('the event "Industrie 2020 First" was held in Lyon', "Industrinatten", False),
+        ("konceptet ”Industrinatten” kommer att ske i Mora", "Industrinatten", True),
+    ],
+)
+def test_a_passage_mentions_a_name_by_its_words_in_order(passage: str, name: str, expected: bool) -> None:
+    assert mentions(fold(passage), name) is expected
