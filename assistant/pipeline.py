@@ -161,6 +161,7 @@ class Assistant:
             idf=store.keyword.idf,
             similar=store.keyword.similar_terms,
             knows_name=store.keyword.knows_name,
+            previous=store.previous_chunk,
         )
         if s.answerer == "llm":
             answerer = LLMAnswerer(

@@ -361,6 +361,13 @@ class IndexStore:
             self._chunk_cache[row] = chunk
         return chunk
 
+    def previous_chunk(self, chunk: Chunk) -> Chunk | None:
+        """Returns the chunk before `chunk` in its document, or None for the first one."""
+        if chunk.n == 0:
+            return None
+        found = self._db().execute("SELECT * FROM chunks WHERE id = ?", (f"{chunk.doc_id}#{chunk.n - 1}",)).fetchone()
+        return _chunk_from_row(found) if found is not None else None
+
     def vectors_of(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
         """Returns the chunk vectors of the given rows (float32)."""
         return self.vector_index.vectors(np.asarray(rows, dtype=np.int64))

@@ -153,6 +153,7 @@ class ExtractiveAnswerer:
         idf: Callable[[str], float] | None = None,
         similar: Callable[[str], list[str]] | None = None,
         knows_name: Callable[[str], bool] | None = None,
+        previous: Callable[[Chunk], Chunk | None] | None = None,
     ) -> None:
         self.settings = settings or ExtractiveSettings()
         # The keyword index's term -> inverse document frequency, term -> similar indexed
@@ -160,6 +161,7 @@ class ExtractiveAnswerer:
         self._idf = idf
         self._similar = similar
         self._knows_name = knows_name
+        self._previous = previous  # chunk -> the chunk before it in its document
 
     def answer(self, question: str, hits: Sequence[Hit], history: Sequence[Turn] = ()) -> Answer:
         """Returns a grounded answer, or an abstention when the hits do not answer it."""
@@ -217,7 +219,8 @@ class ExtractiveAnswerer:
         for hit in hits:
             chunk = hit.chunk
             context = set(analyze(" ".join([chunk.title, chunk.subject, *chunk.section_path])))
-            passage = fold(f"{chunk.header} {chunk.text}")
+            lead = self._lead(chunk)
+            passage = fold(f"{chunk.header} {lead} {chunk.text}")
             mentioned = [name for name in q.names if mentions(passage, name)]
             missing = len(mentioned) < len(q.names)
             # A name the passage mentions (in its heading, title or text) is what all its
@@ -238,6 +241,11 @@ class ExtractiveAnswerer:
                 # A name the heading or title gives is as good as the sentence saying it: under
                 # "Flanders Make", "We have establishments in Lommel" is about Flanders Make.
                 credit.update({t: 1.0 for t in name_terms & context if t in weights and t not in direct})
+                if _ANAPHOR.match(text) or _REFERS_BACK.match(text):
+                    # "The project is led by i2CAT" is about the project the sentence before names
+                    # (which may end the chunk before this one).
+                    before = set(analyze(chunk.sentence_text(chunk.sentences[index - 1]) if index else lead))
+                    credit.update({t: 1.0 for t in name_terms & before if t in weights and t not in direct})
                 lexical = sum(weights[t] * c for t, c in credit.items())
                 attribute = sum(weights[t] * credit.get(t, 0.0) for t in attributes)
                 around = sum(weights[t] for t in q.terms if t not in credit and t in context)
@@ -268,6 +276,15 @@ class ExtractiveAnswerer:
                 scored.append(Scored(hit, index, sentence, text, evidence, score, content, direct))
         scored.sort(key=lambda s: (-s.score, s.hit.rank, s.sentence.start))
         return scored
+
+    def _lead(self, chunk: Chunk) -> str:
+        # The last sentence before the chunk, when the chunk only continues its section's text.
+        if not callable(self._previous):
+            return ""
+        before = self._previous(chunk)
+        if before is None or before.section_path != chunk.section_path or not before.sentences:
+            return ""
+        return before.sentence_text(before.sentences[-1])
 
     def answerability(self, best: Scored) -> float:
         """Returns the probability that the best sentence really answers the question."""

@@ -3,12 +3,20 @@ from __future__ import annotations
 import pytest
 
 from assistant.answering.citations import markers, renumber
-from assistant.answering.extractive import _has_quantity, _type_signal, attributed, item_name
+from assistant.answering.extractive import (
+    Evidence,
+    ExtractiveAnswerer,
+    _has_quantity,
+    _type_signal,
+    attributed,
+    item_name,
+)
+from assistant.chunking import split_sentences
 from assistant.errors import QuestionError
 from assistant.keyword_index import fold
 from assistant.pipeline import Assistant
 from assistant.question import mentions, profile
-from assistant.records import NOT_FOUND, Chunk, Citation, Sentence
+from assistant.records import NOT_FOUND, Chunk, Citation, Hit, Sentence
 from tests.conftest import assert_citations_exact
 
 FOUR_MOTORS = "4-motors-industry-4-0-concept-note.txt"
@@ -282,3 +290,38 @@ def test_questions_that_ask_for_no_list_keep_their_ranking(assistant: Assistant)
 )
 def test_a_passage_mentions_a_name_by_its_words_in_order(passage: str, name: str, expected: bool) -> None:
     assert mentions(fold(passage), name) is expected
+
+
+def test_a_chunk_that_continues_the_one_before_is_read_with_its_last_sentence() -> None:
+    # The chunker cut between "Sky Travel ..." and "However, this was replaced ...": the second
+    # chunk never names Sky Travel, but its first sentence is about it.
+    text = (
+        "A channel showed programmes on resorts. Sky Travel was that channel about holidays. "
+        "However, this was replaced by Sky Three on 31 October 2005. Sky Three later became Pick TV."
+    )
+    cut = text.index("However")
+    first = Chunk("d#0", "d", 0, "Sky", (), "", 0, cut, text[:cut], tuple(split_sentences(text, 0, cut)), 20)
+    second = Chunk("d#1", "d", 1, "Sky", (), "", cut, len(text), text[cut:], tuple(split_sentences(text, cut)), 20)
+    hits = [Hit(chunk=first, score=1.0, rank=1), Hit(chunk=second, score=0.9, rank=2)]
+    asked = profile("What replaced Sky Travel?")
+
+    def replaced(answerer: ExtractiveAnswerer) -> tuple[int, Evidence]:
+        ranked = answerer.candidates(asked, hits)
+        place = next(i for i, c in enumerate(ranked) if c.text.startswith("However"))
+        return place, ranked[place].evidence
+
+    _, alone = replaced(ExtractiveAnswerer())
+    assert alone.missing_name == 1.0  # without its lead the passage never names Sky Travel
+    previous = {second.id: first}
+    place, read = replaced(ExtractiveAnswerer(previous=lambda c: previous.get(c.id)))
+    assert read.missing_name == 0.0 and read.lexical > alone.lexical
+    assert place == 0
+
+
+def test_the_store_gives_the_chunk_before_another(assistant: Assistant) -> None:
+    store = assistant.store
+    rows = store.rows_of_document(FOUR_MOTORS)
+    first, second = store.chunk(rows[0]), store.chunk(rows[1])
+    assert store.previous_chunk(first) is None
+    before = store.previous_chunk(second)
+    assert before is not None and before.id == first.id and before.end <= second.start
