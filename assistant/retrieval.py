@@ -12,7 +12,7 @@
    back, so that the top k cover more places (a list question often needs several).
 5. A list question about a name that heads a section with subsections ("Which clusters represent
    Auvergne-Rhône-Alpes?" and "3.3.1. Auvergne Rhône-Alpes" > "Plastipolis", "Viameca", ...)
-   gets the best chunk of each subsection, after the best hit: the document's own structure
+   gets the opening chunk of each subsection, after the best hit: the document's own structure
    lists the items, even when their text never repeats the question's words.
 """
 
@@ -84,17 +84,23 @@ class Retriever:
         rows = list(dict.fromkeys([*keyword_rows.tolist(), *(int(r) for r in vector_rows[0] if r >= 0)]))
         if not rows:
             return []
-        row_array = np.asarray(rows, dtype=np.int64)
-        keyword = keyword_all[row_array]
-        best_keyword = float(keyword.max())
-        keyword_norm = keyword / best_keyword if best_keyword > 0 else keyword * 0
-        cosine = self.store.vectors_of(row_array) @ query_vector
         w = self.weights
-        fused = w.keyword * keyword_norm + w.vector * cosine
+        best_keyword = float(keyword_all[keyword_rows[0]]) if len(keyword_rows) else 0.0
+
+        def fuse(candidates: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            # Keyword score (divided by the question's best), cosine, and their weighted sum.
+            array = np.asarray(candidates, dtype=np.int64)
+            keyword = keyword_all[array]
+            cosine = self.store.vectors_of(array) @ query_vector
+            keyword_norm = keyword / best_keyword if best_keyword > 0 else keyword * 0
+            return keyword, cosine, w.keyword * keyword_norm + w.vector * cosine
+
+        keyword, cosine, fused = fuse(rows)
         order = np.argsort(-fused, kind="stable")
         # Rerank the head of the list with the best single sentence's coverage of the question.
         head = order[: self.rerank]
-        weights = _term_weights(profile(query).terms, self.store.keyword.idf)
+        asked = profile(query)
+        weights = _term_weights(asked.terms, self.store.keyword.idf)
         similarity: dict[int, np.ndarray] = {}
         for i in head:
             row = rows[i]
@@ -103,18 +109,14 @@ class Retriever:
             fused[i] += w.sentence * self._sentence_coverage(row, weights)
             fused[i] += w.sentence_vector * best_sentence
         order = np.concatenate([head[np.argsort(-fused[head], kind="stable")], order[self.rerank :]])
-        asked = profile(query)
         items: dict[int, str] = {}  # row -> heading of the section it is an item of
         if asked.wants_list and asked.names:
             order = self._subsections_first(asked, rows, order, k, items)
             if len(rows) > len(fused):  # subsections that were no candidate: score them too
-                extra = np.asarray(rows[len(fused) :], dtype=np.int64)
-                extra_keyword = keyword_all[extra]
-                extra_cosine = self.store.vectors_of(extra) @ query_vector
-                keyword = np.concatenate([keyword, extra_keyword])
-                cosine = np.concatenate([cosine, extra_cosine])
-                extra_norm = extra_keyword / best_keyword if best_keyword > 0 else extra_keyword * 0
-                fused = np.concatenate([fused, w.keyword * extra_norm + w.vector * extra_cosine])
+                extra = fuse(rows[len(fused) :])
+                keyword, cosine, fused = (
+                    np.concatenate(pair) for pair in zip((keyword, cosine, fused), extra, strict=True)
+                )
         keyword_rank = {row: rank for rank, row in enumerate(keyword_rows.tolist(), 1)}
         vector_rank = {int(row): rank for rank, row in enumerate(vector_rows[0], 1)}
         hits: list[Hit] = []

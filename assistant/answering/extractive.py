@@ -486,8 +486,10 @@ def _counts(text: str, q: QuestionProfile) -> bool:
     # "How many people attended?" is not answered by "800 companies and 35,000 jobs": the
     # sentence must name what is counted, when both are in one language ("6 företag" may well
     # count the companies of an English question).
+    if not q.counted:
+        return True
     languages = {detect_language(text), detect_language(q.text)}
-    if not q.counted or (len(languages) > 1 and "und" not in languages):
+    if len(languages) > 1 and "und" not in languages:
         return True
     terms = set(analyze(text))
     return q.counted in terms or (q.counted in _PEOPLE and bool(terms & _PEOPLE))
