@@ -620,10 +620,15 @@ _STOPWORDS = {
 def detect_language(text: str) -> str:
     """Guesses the text's language from its most common function words ("und" if unsure)."""
     words = Counter(_fold(w) for w in re.findall(r"\w+", text[:20000].lower()))
-    scores = {lang: sum(words[_fold(w)] for w in stop) for lang, stop in _STOPWORDS.items()}
+    scores = {lang: sum(words[w] for w in stop) for lang, stop in _folded_stopwords().items()}
     lang, best = max(scores.items(), key=lambda kv: kv[1])
     total = sum(words.values())
     return lang if total and best / total > 0.05 else "und"
+
+
+@lru_cache(maxsize=1)
+def _folded_stopwords() -> dict[str, list[str]]:
+    return {lang: [_fold(w) for w in stop] for lang, stop in _STOPWORDS.items()}
 
 
 def _fold(word: str) -> str:

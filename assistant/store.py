@@ -285,6 +285,7 @@ class IndexStore:
         self._finalizer = weakref.finalize(self, _close_all, self._connections)
         self._chunk_cache: dict[int, Chunk] = {}
         self._doc_cache: dict[str, Document] = {}
+        self._previous_cache: dict[str, Chunk | None] = {}  # chunk id -> the chunk before it
 
     # -- loading ------------------------------------------------------------------------
 
@@ -365,8 +366,13 @@ class IndexStore:
         """Returns the chunk before `chunk` in its document, or None for the first one."""
         if chunk.n == 0:
             return None
+        if chunk.id in self._previous_cache:
+            return self._previous_cache[chunk.id]
         found = self._db().execute("SELECT * FROM chunks WHERE id = ?", (f"{chunk.doc_id}#{chunk.n - 1}",)).fetchone()
-        return _chunk_from_row(found) if found is not None else None
+        before = _chunk_from_row(found) if found is not None else None
+        if len(self._previous_cache) < 100_000:
+            self._previous_cache[chunk.id] = before
+        return before
 
     def vectors_of(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
         """Returns the chunk vectors of the given rows (float32)."""
