@@ -168,9 +168,7 @@ class SentenceTransformerEmbedder:
         self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
     ) -> tuple[np.ndarray, list[np.ndarray]]:
         """Returns text vectors (mean of all token vectors) and late-chunked span vectors."""
-        if len(texts) != len(spans):
-            raise ValueError(f"{len(texts)} texts but {len(spans)} span lists")
-        if not texts:
+        if not _check_spans(texts, spans):
             return np.zeros((0, self.dimension), dtype=np.float32), []
         self._check_window(texts)
         tokens = self.model.encode(
@@ -199,6 +197,13 @@ class SentenceTransformerEmbedder:
                     f"text of {self.window.count(text)} model tokens exceeds the window of "
                     f"{self.window.max_tokens}: it would be truncated ({text[:60]!r}...)"
                 )
+
+
+def _check_spans(texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]) -> bool:
+    """Raises unless there is one span list per text; tells whether there is any text."""
+    if len(texts) != len(spans):
+        raise ValueError(f"{len(texts)} texts but {len(spans)} span lists")
+    return bool(texts)
 
 
 def pool_spans(
@@ -542,9 +547,7 @@ class OnnxEmbedder:
         self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
     ) -> tuple[np.ndarray, list[np.ndarray]]:
         """Returns text vectors (mean of all token vectors) and late-chunked span vectors."""
-        if len(texts) != len(spans):
-            raise ValueError(f"{len(texts)} texts but {len(spans)} span lists")
-        if not texts:
+        if not _check_spans(texts, spans):
             return np.zeros((0, self.dimension), dtype=np.float32), []
         vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
         span_vectors: list[np.ndarray] = []
@@ -631,9 +634,7 @@ class E5SmallEmbedder:
         self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
     ) -> tuple[np.ndarray, list[np.ndarray]]:
         """Returns passage vectors of the texts and, per text, a passage vector of each span's own text."""
-        if len(texts) != len(spans):
-            raise ValueError(f"{len(texts)} texts but {len(spans)} span lists")
-        if not texts:
+        if not _check_spans(texts, spans):
             return np.zeros((0, self.dimension), dtype=np.float32), []
         pieces = [
             text[a:b].strip() or text for text, text_spans in zip(texts, spans, strict=True) for a, b in text_spans

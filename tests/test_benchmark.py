@@ -22,8 +22,7 @@ from assistant.benchmark import (
     percentile,
     zipf_documents,
 )
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import ROOT
 
 
 def test_figure_summarises_runs_against_its_target() -> None:
