@@ -352,10 +352,10 @@ def mentions(passage_folded: str, name: str) -> bool:
         + r"[^\W_]*"
         for w in words
     ]
-    return (
-        re.search(r"(?<![^\W_])" + r"(?:[\W_]+(?:de|of|di|du|von|van|der|la|le)?[\W_]*)".join(parts), passage_folded)
-        is not None
-    )
+    # Between the words may stand a particle ("Centro de Portugal") or the word
+    # "region" ("Centro region Portugal").
+    joint = r"(?:[\W_]+(?:(?:de|of|di|du|von|van|der|la|le|region)[\W_]+)?)"
+    return re.search(r"(?<![^\W_])" + joint.join(parts), passage_folded) is not None
 
 
 _NUMBER_WORDS = {

@@ -286,6 +286,10 @@ def test_questions_that_ask_for_no_list_keep_their_ranking(assistant: Assistant)
         # A one-word name needs more than its first five letters.
         ('the event "Industrie 2020 First" was held in Lyon', "Industrinatten", False),
         ("konceptet ”Industrinatten” kommer att ske i Mora", "Industrinatten", True),
+        # The word "region" may stand inside a place name, other words may not.
+        ("Commission, Centro region Portugal, is glad", "Centro Portugal", True),
+        ("Centro Regional Coordination of Portugal", "Centro Portugal", False),
+        ("the Centro of northern Portugal", "Centro Portugal", False),
     ],
 )
 def test_a_passage_mentions_a_name_by_its_words_in_order(passage: str, name: str, expected: bool) -> None:
