@@ -7,7 +7,9 @@
    the best keyword match is, and keyword matching is the stronger signal on names and numbers.
 3. The best candidates are reranked with one more signal: how much of the question the best
    single sentence of the chunk covers. Questions are usually answered by one sentence, so a
-   chunk that states the question's terms together beats one that scatters them.
+   chunk that states the question's terms together beats one that scatters them. A chunk whose
+   section is about a name the question asks about ("Minalogic") gains a fixed bonus: the
+   question's other words ("cluster", "label") fill the sections about other names.
 4. Near-duplicate chunks and more than `max_per_section` chunks of one headed section are held
    back, so that the top k cover more places (a list question often needs several).
 5. A list question about a name that heads a section with subsections ("Which clusters represent
@@ -41,6 +43,7 @@ class FusionWeights:
     vector: float = 0.4
     sentence: float = 0.3  # the best sentence's weighted share of the question's terms
     sentence_vector: float = 0.2  # the best sentence's cosine similarity to the question
+    subject: float = 0.25  # the chunk's section (or document) is about a name the question asks about
 
 
 class Retriever:
@@ -108,6 +111,8 @@ class Retriever:
             best_sentence = float(similarity[row].max()) if len(similarity[row]) else 0.0
             fused[i] += w.sentence * self._sentence_coverage(row, weights)
             fused[i] += w.sentence_vector * best_sentence
+            if asked.names and _about(self.store.chunk(row).subject, asked.names):
+                fused[i] += w.subject
         order = np.concatenate([head[np.argsort(-fused[head], kind="stable")], order[self.rerank :]])
         items: dict[int, str] = {}  # row -> heading of the section it is an item of
         if asked.wants_list and asked.names:
@@ -221,6 +226,15 @@ class Retriever:
         if len(self._sentence_terms) > 50_000:
             self._sentence_terms.popitem(last=False)
         return terms
+
+
+def _about(subject: str, names: tuple[str, ...]) -> bool:
+    # "Which label does Minalogic hold?" is asked about the section headed "Minalogic", and
+    # "Cluj" about the one headed "Cluj IT Cluster".
+    if not subject:
+        return False
+    folded = fold(subject)
+    return any(mentions(folded, name) or mentions(fold(name), subject) for name in names)
 
 
 def _term_weights(terms: tuple[str, ...], idf: object) -> dict[str, float]:

@@ -270,6 +270,25 @@ def test_a_list_question_about_a_section_gets_its_subsections_as_items(
     assert all(c.section.startswith(f"A.{number}") for c in answer.citations), answer.citations
 
 
+@pytest.mark.parametrize(
+    ("question", "subject", "quote"),
+    [
+        # "label", "excellence" and "cluster" fill other clusters' sections; the question is
+        # about Minalogic, which has a section of its own.
+        ("Which cluster excellence label does Minalogic hold?", "Minalogic", "Minalogic is a global"),
+        # A follow-up rewritten from a question about Spain keeps "Spain's GDP" around Lombardy.
+        ("What share of Spain's GDP does Lombardy account for?", "Lombardy", "21.7% of the National"),
+    ],
+)
+def test_the_section_about_the_name_asked_for_is_retrieved(
+    assistant: Assistant, question: str, subject: str, quote: str
+) -> None:
+    hits = assistant.engine.retriever.search(question, 5)
+    about = [h for h in hits if h.chunk.subject == subject]
+    assert about, [h.chunk.subject for h in hits]
+    assert any(quote in h.chunk.text for h in about), [h.chunk.text[:80] for h in about]
+
+
 def test_questions_that_ask_for_no_list_keep_their_ranking(assistant: Assistant) -> None:
     hits = assistant.engine.retriever.search("Which cluster represents Auvergne-Rhône-Alpes in Minalogic's field?", 5)
     assert not any(h.item_of for h in hits)
