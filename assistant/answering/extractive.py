@@ -139,7 +139,7 @@ class ExtractiveSettings:
     list_ratio: float = 0.75  # list items must score this share of the best sentence
     pair_ratio: float = 0.8  # a neighbouring sentence this close to the best joins it
     max_items: int = 10
-    widened_weight: float = 0.5  # a term met only through a similar word counts this much
+    widened_weight: float = 1.0  # a term met through a word of the same root ("recognised", "recognition")
 
 
 class ExtractiveAnswerer:

@@ -63,6 +63,8 @@ def test_off_topic_question_abstains(assistant: Assistant) -> None:
             "luxembourg-materials-manufacturing-cluster-agm.txt",
         ),
         ("How many members does Clúster Digital de Catalunya have?", "40", FOUR_MOTORS),
+        # "recognised" counts as fully as "recognition" would.
+        ("Which recognition has AFIL received from I4MS?", "Digital Innovation Hub", FOUR_MOTORS),
     ],
 )
 def test_fact_questions_get_the_sentence_that_states_them(
