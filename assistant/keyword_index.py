@@ -27,6 +27,8 @@ import numpy as np
 import Stemmer
 from scipy import sparse
 
+from assistant.thesaurus import related_terms
+
 _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
 
 STOPWORDS = frozenset(
@@ -359,14 +361,17 @@ class KeywordIndex:
         return np.asarray(rows.T @ multiplicity, dtype=np.float32).ravel()
 
     def query(self, text: str, widen: float = 0.4) -> dict[str, float]:
-        """Returns a question's weighted query: its terms and phrases, and widened terms."""
+        """Returns a question's weighted query: its terms and phrases, and widened terms.
+
+        Widened terms (weight `widen`) are indexed words of the same root ("recognised" for
+        "recognition") and the thesaurus's words for a term ("located" for "based").
+        """
         terms = analyze(text)
         query = dict.fromkeys(with_phrases(terms), 1.0)
         if widen > 0:
             for term in terms:
-                for other in self.similar_terms(term):
-                    if other not in query:
-                        query[other] = widen
+                for other in [*self.similar_terms(term), *related_terms(term)]:
+                    query.setdefault(other, widen)
         return query
 
     def similar_terms(self, term: str, limit: int = 8) -> list[str]:

@@ -22,6 +22,7 @@ from assistant.documents import BOILERPLATE, detect_language
 from assistant.keyword_index import analyze, fold
 from assistant.question import QuestionProfile, is_name_token, mentions, profile
 from assistant.records import NOT_FOUND, Answer, Chunk, Citation, Hit, Sentence, Turn
+from assistant.thesaurus import related_terms
 
 # A sentence that refers to its subject without naming it: "This cluster ...", "It owns ...".
 _ANAPHOR = re.compile(
@@ -306,9 +307,10 @@ class ExtractiveAnswerer:
         return text
 
     def _widened(self, terms: Sequence[str]) -> dict[str, set[str]]:
-        if not callable(self._similar):
-            return {}
-        return {t: set(self._similar(t)) for t in terms}
+        # Words of the same root in the index ("recognised" for "recognition"), and words that
+        # stand for the term in the thesaurus ("located" for "based").
+        similar = self._similar if callable(self._similar) else lambda _t: []
+        return {t: {*similar(t), *related_terms(t)} for t in terms}
 
     def _usable(self, text: str, chunk: Chunk, q: QuestionProfile) -> bool:
         stripped = text.strip()

@@ -65,6 +65,9 @@ def test_off_topic_question_abstains(assistant: Assistant) -> None:
         ("How many members does Clúster Digital de Catalunya have?", "40", FOUR_MOTORS),
         # "recognised" counts as fully as "recognition" would.
         ("Which recognition has AFIL received from I4MS?", "Digital Innovation Hub", FOUR_MOTORS),
+        # The thesaurus: "Located in Oyonnax", "Together, ... 36 million inhabitants".
+        ("Where is Plastipolis based?", "Oyonnax", FOUR_MOTORS),
+        ("What is the total population of the Four Motors?", "36 million", FOUR_MOTORS),
     ],
 )
 def test_fact_questions_get_the_sentence_that_states_them(
