@@ -138,6 +138,7 @@ class ExtractiveSettings:
     )
     threshold: float = 0.33  # answer when the answerability probability reaches this
     list_ratio: float = 0.75  # list items must score this share of the best sentence
+    list_intro: float = 0.8  # bonus of "... four regions: A, B, C and D" for "Which regions ...?"
     pair_ratio: float = 0.8  # a neighbouring sentence this close to the best joins it
     max_items: int = 10
     widened_weight: float = 1.0  # a term met through a word of the same root ("recognised", "recognition")
@@ -273,6 +274,8 @@ class ExtractiveAnswerer:
                 content = sum(w * getattr(evidence, name) for name, w in self.settings.select.items() if name != "rank")
                 if len(text.split()) > 60:
                     content -= 0.1  # a run-on table row or list is rarely the answer
+                if q.wants_list and _introduces_list(text, q.frame):
+                    content += self.settings.list_intro
                 score = content + self.settings.select.get("rank", 0.0) * evidence.rank
                 scored.append(Scored(hit, index, sentence, text, evidence, score, content, direct))
         scored.sort(key=lambda s: (-s.score, s.hit.rank, s.sentence.start))
@@ -518,6 +521,21 @@ def _has_new_name(text: str, q: QuestionProfile) -> bool:
     for i, match in enumerate(_WORD.finditer(text)):
         token = match.group(0)
         if is_name_token(token, at_sentence_start=i == 0) and fold(token) not in asked:
+            return True
+    return False
+
+
+def _introduces_list(sentence: str, frame: Sequence[str]) -> bool:
+    # "... gathers four European regions: Auvergne-Rhône-Alpes, Baden-Württemberg, Catalonia and
+    # Lombardy" answers "Which regions ...?": the noun asked for, then the names it lists.
+    if not frame:
+        return False
+    for match in re.finditer(r"[^\W\d_]+", sentence):
+        if analyze(match.group(0)) != [frame[0]]:
+            continue
+        rest = sentence[match.end() :]
+        opener = re.match(r"\s*(?::|,?\s+(?:are|were|include|included|includes|such as|namely|like)\b)", rest, re.I)
+        if opener and len(re.findall(r"(?:^|,|\band\b)\s*[A-Z]", rest[opener.end() :])) >= 2:
             return True
     return False
 

@@ -7,6 +7,7 @@ from assistant.answering.extractive import (
     Evidence,
     ExtractiveAnswerer,
     _has_quantity,
+    _introduces_list,
     _type_signal,
     attributed,
     item_name,
@@ -292,6 +293,33 @@ def test_the_section_about_the_name_asked_for_is_retrieved(
     about = [h for h in hits if h.chunk.subject == subject]
     assert about, [h.chunk.subject for h in hits]
     assert any(quote in h.chunk.text for h in about), [h.chunk.text[:80] for h in about]
+
+
+@pytest.mark.parametrize(
+    ("sentence", "expected"),
+    [
+        ("It gathers four European regions: Auvergne-Rhône-Alpes, Baden-Württemberg, Catalonia and Lombardy.", True),
+        ("The partner regions are Catalonia, Lombardy and Flanders.", True),
+        ("Regions such as Catalonia and Lombardy joined later.", True),
+        # The noun asked for, but no names after it; names, but not after the noun asked for.
+        ("The regions of Europe have worked on this for years.", False),
+        ("Catalonia, Lombardy and Flanders signed the letter with two regions.", False),
+    ],
+)
+def test_a_sentence_introducing_the_names_asked_for_is_told(sentence: str, expected: bool) -> None:
+    assert _introduces_list(sentence, profile("Which regions make up the partnership?").frame) is expected
+
+
+def test_a_list_question_is_answered_by_the_sentence_that_lists_what_it_asks_for(assistant: Assistant) -> None:
+    # The sentence is in a lower-ranked passage; the best-ranked one has sentences about the
+    # Four Motors that name one region each.
+    answer = assistant.ask("What regions belong to the Four Motors?")
+    for region in ("Auvergne-Rhône-Alpes", "Baden-Württemberg", "Catalonia", "Lombardy"):
+        assert region in answer.text, answer.text
+    # That one sentence, not a list gathered from sentences naming one region each.
+    assert len(answer.citations) == 1, answer.text
+    assert "regions: Auvergne" in answer.citations[0].quote
+    assert_citations_exact(assistant, answer)
 
 
 def test_questions_that_ask_for_no_list_keep_their_ranking(assistant: Assistant) -> None:
