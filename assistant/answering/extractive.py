@@ -141,7 +141,7 @@ class ExtractiveSettings:
     list_intro: float = 0.8  # bonus of "... four regions: A, B, C and D" for "Which regions ...?"
     pair_ratio: float = 0.8  # a neighbouring sentence this close to the best joins it
     max_items: int = 10
-    widened_weight: float = 1.0  # a term met through a word of the same root ("recognised", "recognition")
+    widened_weight: float = 1.0  # a term met through a word of its root or the thesaurus ("located")
 
 
 class ExtractiveAnswerer:
