@@ -15,8 +15,10 @@ from assistant.keyword_index import STOPWORDS, analyze, fold
 
 AnswerType = Literal["number", "money", "date", "name", "reason"]
 
+# The verbs a question opens with or turns on: "Does ...", "Who is ...", "What could ...".
+_QUESTION_VERBS = frozenset(["does", "do", "did", "is", "are", "was", "were", "can", "could", "would"])
 # Words that shape a question but say nothing about its subject.
-_QUESTION_WORDS = frozenset(
+_QUESTION_WORDS = _QUESTION_VERBS | frozenset(
     [
         "which",
         "what",
@@ -39,16 +41,6 @@ _QUESTION_WORDS = frozenset(
         "kind",
         "type",
         "sort",
-        "does",
-        "do",
-        "did",
-        "is",
-        "are",
-        "was",
-        "were",
-        "can",
-        "could",
-        "would",
         "kinds",
         "types",
         "one",
@@ -123,25 +115,8 @@ _NOT_PLURAL = {
     "gas",
     "bus",
 }
-AUXILIARIES = {  # auxiliary and modal verbs: they end a name's run of words
-    "does",
-    "do",
-    "did",
-    "is",
-    "are",
-    "was",
-    "were",
-    "has",
-    "have",
-    "had",
-    "can",
-    "could",
-    "will",
-    "would",
-    "should",
-    "may",
-    "might",
-}
+# Auxiliary and modal verbs: they end a name's run of words.
+AUXILIARIES = _QUESTION_VERBS | {"has", "have", "had", "will", "should", "may", "might"}
 _NAME_TOKEN = re.compile(r"[^\W_][\w'’&.+-]*[^\W_]|[^\W_]")
 
 
