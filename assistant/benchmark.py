@@ -621,10 +621,11 @@ def _bench_ann(options: BenchOptions, report: BenchReport, say: Log, work: Path)
         table += measure_store_retrieval(n, uri=uri, queries=min(queries, 200), log=say)
 
 
-def _timed_searches(
+def timed_searches(
     index: Any, probe: np.ndarray, k: int, fetch: int = 0, size: int = 0
 ) -> tuple[list[float], np.ndarray]:
-    """Times one search per probe; with `fetch`, also the retriever's candidate-vector fetch."""
+    """Times one search per probe (ms) and returns the ids found; with `fetch`, each timing
+    includes the retriever's candidate-vector fetch."""
     rng = np.random.default_rng(3)
     latencies, results = [], []
     for q in probe:
@@ -635,7 +636,7 @@ def _timed_searches(
             candidates = np.unique(np.concatenate([rows[0][rows[0] >= 0], extra]))
             index.vectors(candidates[:fetch])
         latencies.append((time.perf_counter() - started) * 1000)
-        results.append(rows[0][:10])
+        results.append(rows[0][:k])
     return latencies, np.asarray(results)
 
 
@@ -669,8 +670,8 @@ def measure_store_retrieval(
     def row(what: str, build_s: float, index: Any, params: str) -> dict[str, Any]:
         index.search(probe[:1], k)  # the first query pays for connections and lazy loading
         say(f"milvus: {len(probe)} single queries on {what}")
-        latencies, found = _timed_searches(index, probe, k)
-        retrieval, _ = _timed_searches(index, fetch_probe, 50, fetch=60, size=n)
+        latencies, found = timed_searches(index, probe, k)
+        retrieval, _ = timed_searches(index, fetch_probe, 50, fetch=60, size=n)
         return {
             "what": what,
             "n": n,
@@ -679,7 +680,7 @@ def measure_store_retrieval(
             "query_ms_p95": round(percentile(latencies, 95), 3),
             "retrieval_ms_p50": round(percentile(retrieval, 50), 3),
             "retrieval_ms_p95": round(percentile(retrieval, 95), 3),
-            "recall_at_10": round(_recall(found, truth, k), 4),
+            "recall_at_10": round(recall_at(found, truth, k), 4),
             "params": params,
         }
 
@@ -763,17 +764,10 @@ def measure_ann(
         p50, p95 = [], []
         found = None
         for _ in range(runs):
-            latencies = []
-            results = []
-            for q in timed:
-                started = time.perf_counter()
-                _, ids = index.search(q[None, :], k)
-                latencies.append((time.perf_counter() - started) * 1000)
-                results.append(ids[0])
+            latencies, found = timed_searches(index, timed, k)
             p50.append(percentile(latencies, 50))
             p95.append(percentile(latencies, 95))
-            found = np.asarray(results)
-        recall = _recall(found, truth[: len(timed)], k)
+        recall = recall_at(found, truth[: len(timed)], k)
         params = ""
         if kind == "hnsw":
             h = index.index.hnsw
@@ -797,12 +791,9 @@ def measure_ann(
             default_ef = index.index.hnsw.efSearch
             for ef in ef_sweep:
                 index.index.hnsw.efSearch = ef
-                latencies, results = [], []
-                for q in probe:
-                    started = time.perf_counter()
-                    results.append(index.search(q[None, :], k)[1][0])
-                    latencies.append((time.perf_counter() - started) * 1000)
-                say(f"ann: efSearch={ef}: recall {_recall(np.asarray(results), truth, k):.4f}")
+                latencies, results = timed_searches(index, probe, k)
+                ef_recall = recall_at(results, truth, k)
+                say(f"ann: efSearch={ef}: recall {ef_recall:.4f}")
                 rows.append(
                     row
                     | {
@@ -811,7 +802,7 @@ def measure_ann(
                         "query_ms_p50": round(percentile(latencies, 50), 3),
                         "query_ms_p95": round(percentile(latencies, 95), 3),
                         "query_ms_p50_range": None,
-                        "recall_at_10": round(_recall(np.asarray(results), truth, k), 4),
+                        "recall_at_10": round(ef_recall, 4),
                         "params": params.replace(f"efSearch={default_ef}", f"efSearch={ef}"),
                     }
                 )
@@ -820,7 +811,8 @@ def measure_ann(
     return rows
 
 
-def _recall(found: Any, truth: Any, k: int) -> float:
+def recall_at(found: Any, truth: Any, k: int) -> float:
+    """Mean share of each query's true k nearest neighbours among the k found."""
     return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(found, truth, strict=True)]))
 
 

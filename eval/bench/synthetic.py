@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -32,7 +31,9 @@ from assistant.benchmark import (
     measure_ann,
     measure_keyword,
     percentile,
+    recall_at,
     synthetic_vocabulary,
+    timed_searches,
     zipf_documents,
 )
 
@@ -57,12 +58,8 @@ def sweep(n: int, ef_values: list[int], queries: int, k: int = 10) -> list[dict[
     rows = []
     for ef in ef_values:
         index.index.hnsw.efSearch = ef
-        latencies, found = [], []
-        for q in probe:
-            t0 = time.perf_counter()
-            found.append(index.search(q[None, :], k)[1][0])
-            latencies.append((time.perf_counter() - t0) * 1000)
-        recall = statistics.fmean(len(set(a) & set(b)) / k for a, b in zip(found, truth, strict=True))
+        latencies, found = timed_searches(index, probe, k)
+        recall = recall_at(found, truth, k)
         rows.append(
             {
                 "n": n,
