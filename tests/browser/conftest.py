@@ -137,28 +137,44 @@ def host_site() -> Iterator[HostSite]:
 
 
 @pytest.fixture(scope="package")
-def browser() -> Iterator[Any]:
-    """Headless Debian Chromium, launched once for the browser tests.
+def playwright() -> Iterator[Any]:
+    """Playwright, started once for the browser tests (its device descriptors included).
 
     Not once per session: Playwright's sync API keeps an asyncio loop running in this thread
     until it stops, and the async tests that run later need the thread without one.
     """
     if not CHROMIUM.exists():
         pytest.skip(f"no Chromium at {CHROMIUM}: run `make browser` or set ASSISTANT_CHROMIUM")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield launched
-        launched.close()
+    with sync_playwright() as started:
+        yield started
+
+
+@pytest.fixture(scope="package")
+def browser(playwright: Any) -> Iterator[Any]:
+    """Headless Debian Chromium, launched once for the browser tests."""
+    launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+    yield launched
+    launched.close()
 
 
 @pytest.fixture
-def new_page(browser: Any) -> Iterator[Callable[..., Any]]:
-    """Opens pages in fresh browser contexts (own storage); fails the test on a JavaScript error."""
+def new_page(playwright: Any, browser: Any) -> Iterator[Callable[..., Any]]:
+    """Opens pages in fresh browser contexts (own storage); fails the test on a JavaScript error.
+
+    `viewport` sizes a desktop browser window; `device` names one of Playwright's device
+    descriptors ("iPhone 13", "Pixel 7"): a phone's screen, pixel ratio, touch, user agent and
+    mobile viewport handling, where a page wider than the screen widens the layout viewport.
+    """
     contexts: list[Any] = []
     errors: list[str] = []
 
-    def open_page(viewport: dict[str, int] | None = None) -> Any:
-        context = browser.new_context(viewport=viewport or DESKTOP, device_scale_factor=1)
+    def open_page(viewport: dict[str, int] | None = None, device: str | None = None) -> Any:
+        if device is not None:
+            descriptor = dict(playwright.devices[device])
+            descriptor.pop("default_browser_type", None)  # always Debian's Chromium here
+            context = browser.new_context(**descriptor)
+        else:
+            context = browser.new_context(viewport=viewport or DESKTOP, device_scale_factor=1)
         context.set_default_timeout(20_000)
         contexts.append(context)
         page = context.new_page()

@@ -182,4 +182,6 @@ def test_api_key_from_the_script_tag_is_sent_as_a_bearer_token(start_service: St
         box.press("Enter")
         error = widget(keyless, ".msg-error")
         expect(error).to_contain_text("The assistant refused this website")
-        expect(error).to_contain_text("(HTTP 401)")
+        # The service's own message, and no Retry: without a key, asking again fails again.
+        expect(error).to_contain_text("missing API key: send the header Authorization: Bearer <key> (HTTP 401)")
+        expect(error.locator("button.retry")).to_have_count(0)

@@ -52,13 +52,8 @@ def _as_displayed(answer_text: str) -> str:
     return _squash(re.sub(r"\[(\d+)\]", r"\1", text))
 
 
-def _screenshot(page: Any, name: str, question_first: bool = False) -> None:
-    """Saves the page for the README (scrolled to show the question first, if asked)."""
-    if question_first:
-        widget(page, "[role=log]").evaluate(
-            "log => { const q = log.querySelector('.msg-user'); "
-            "log.scrollTop = q ? q.offsetTop - log.offsetTop - 12 : 0; }"
-        )
+def _screenshot(page: Any, name: str) -> None:
+    """Saves the page for the README."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / name))
 
@@ -351,7 +346,8 @@ def test_stream_errors_bad_questions_and_crlf_events(service: Service, page: Any
     page.goto(service.url + "/")
     open_panel(page)
 
-    # An `error` event mid-stream: the service's message, its status, and Retry.
+    # An `error` event mid-stream: the service's message and its status, but no Retry (the
+    # service answered; the same question again gets the same); the question is back in the box.
     failed = 'event: error\ndata: {"status": 502, "detail": "the language model did not answer"}\n\n'
     page.route(
         "**/api/chat/stream",
@@ -367,11 +363,12 @@ def test_stream_errors_bad_questions_and_crlf_events(service: Service, page: Any
     error = widget(page, ".msg-error")
     expect(error).to_contain_text("The assistant ran into a problem")
     expect(error).to_contain_text("the language model did not answer (HTTP 502)")
+    expect(error.locator("button.retry")).to_have_count(0)
     expect(widget(page, ".msg-bot")).to_have_count(0)  # the partial answer is gone
+    assert box.input_value() == GOLD
     page.unroute("**/api/chat/stream")
-    error.locator("button.retry").click()
+    box.press("Enter")  # sent again, by the user, when the service is well again
     expect(widget(page, ".msg-bot").first.locator(".chip")).to_have_count(3)
-    expect(error).to_have_count(0)
 
     # Events with CRLF line ends, comments and multi-line data are read like the service's own.
     citation = {
@@ -412,15 +409,60 @@ def test_stream_errors_bad_questions_and_crlf_events(service: Service, page: Any
     expect(answer.locator(".answer b")).to_have_count(0)
     expect(answer.locator(".chip")).to_have_count(1)
 
-    # A question the service refuses before streaming (too long): its reason is shown.
+    # A question the service refuses before streaming (longer than ASSISTANT_MAX_QUESTION_CHARS):
+    # the service's own reason is shown, without a Retry that could only fail again, and the
+    # question is back in the box to be shortened.
     widget(page, "[aria-label='New conversation']").click()
-    box.fill("x" * 2100)
+    too_long = "x" * 2100
+    with service.live.client() as client:
+        refused = client.post("/api/chat", json={"message": too_long})
+    assert refused.status_code == 422
+    box.fill(too_long)
     box.press("Enter")
     expect(error).to_contain_text("This question could not be answered")
-    expect(error).to_contain_text("2000")
+    expect(error).to_contain_text(refused.json()["detail"])
+    expect(error).to_contain_text("Your question is back in the box")
+    expect(error.locator("button.retry")).to_have_count(0)
+    assert box.input_value() == too_long
+
+
+def test_retry_is_offered_for_network_errors_only(service: Service, page: Any) -> None:
+    page.goto(service.url + "/")
+    open_panel(page)
+    box = widget(page, "#aw-input")
+    error = widget(page, ".msg-error")
+
+    # The request fails at the network level (connection refused, reset, offline): Retry.
+    page.route("**/api/chat/stream", lambda route: route.abort("connectionrefused"))
+    box.fill(GOLD)
+    box.press("Enter")
+    expect(error).to_contain_text("Can\u2019t reach the assistant")
+    expect(error.locator("button.retry")).to_have_count(1)
+    assert box.input_value() == ""  # Retry resends it: nothing to type again
+    page.unroute("**/api/chat/stream")
+    error.locator("button.retry").click()
+    expect(widget(page, ".msg-bot").first.locator(".chip")).to_have_count(3)
+    expect(error).to_have_count(0)
+
+    # The connection drops while the answer arrives (no `done`, no `error` event): Retry.
+    page.route(
+        "**/api/chat/stream",
+        lambda route: route.fulfill(
+            status=200, content_type="text/event-stream", body='event: delta\ndata: {"text": "Plasti"}\n\n'
+        ),
+    )
+    box.fill(GOLD)
+    box.press("Enter")
+    expect(error).to_contain_text("The answer was interrupted")
+    expect(error.locator("button.retry")).to_have_count(1)
+    page.unroute("**/api/chat/stream")
+    error.locator("button.retry").click()
+    expect(widget(page, ".msg-bot").nth(1).locator(".chip")).to_have_count(3)
 
 
 def test_phone_layout_is_full_screen_and_readable(service: Service, new_page: Any) -> None:
+    # A narrow desktop window; phones themselves (and the README's phone screenshot) are in
+    # test_phone.py.
     page = new_page(PHONE)
     page.goto(service.url + "/")
     open_panel(page)
@@ -435,7 +477,6 @@ def test_phone_layout_is_full_screen_and_readable(service: Service, new_page: An
     assert log.evaluate("el => el.scrollWidth <= el.clientWidth")  # nothing scrolls sideways
     font = answer.locator(".answer p").first.evaluate("el => getComputedStyle(el).fontSize")
     assert font == "14.5px"
-    _screenshot(page, "widget-phone.png", question_first=True)
 
     widget(page, ".head [aria-label=Close]").click()
     expect(widget(page, ".launcher")).to_be_visible()

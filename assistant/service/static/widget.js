@@ -119,8 +119,14 @@
   class ServiceError extends Error {
     constructor(kind, status = 0, message = "") {
       super(message);
-      this.kind = kind; // "network" | "http" | "stream" | "timeout" | "aborted"
+      this.kind = kind; // "network" | "http" | "stream" | "timeout" | "aborted" | "browser"
       this.status = status;
+    }
+
+    /* Only a failed or dropped connection may go better the next time. An HTTP error or the
+       stream's `error` event is the service's answer: sending the same again gets the same. */
+    get retryable() {
+      return this.kind === "network" || this.kind === "stream" || this.kind === "timeout";
     }
   }
 
@@ -247,7 +253,7 @@
         signal,
       });
       if (!response.body) {
-        throw new ServiceError("stream", 0, "This browser cannot read streamed answers.");
+        throw new ServiceError("browser", 0, "This browser cannot read streamed answers.");
       }
       const reader = response.body.getReader();
       const decoder = new TextDecoder();
@@ -536,6 +542,7 @@
     ".msg-error strong { display: block; font-weight: 650; font-size: 14.5px; }",
     ".msg-error p { font-size: 13.5px; color: #5b2b2b; margin-top: 2px; }",
     ".msg-error .detail { font-size: 12.5px; color: #7a4a4a; margin-top: 4px; }",
+    ".msg-error .restored { font-size: 12.5px; margin-top: 4px; }",
     ".msg-error .btn { margin-top: 10px; background: var(--bg) !important; border: 1px solid var(--err-line) !important;",
     "  color: var(--err-ink); }",
     ".msg-error .btn:hover { background: #fff !important; border-color: var(--err-ink) !important; }",
@@ -563,9 +570,17 @@
     ".hint kbd { font: inherit; font-weight: 600; color: var(--muted); }",
     "@media (hover: none) and (pointer: coarse) { .hint { display: none; } }", // no keyboard hints on touch screens
 
-    /* phones: the panel takes the whole screen */
+    /* phones: the panel takes the whole screen. On a phone, a host page wider than the screen
+       widens the layout viewport that right/bottom/100% refer to, which would push the launcher
+       and the panel's close and send buttons off the screen; 100vw and 100dvh stay the screen's
+       size (the initial containing block), so both are placed with those. The repeated
+       declarations are fallbacks for browsers without min() or dvh. */
     "@media (max-width: 480px) {",
-    "  .panel { inset: 0; width: 100%; height: 100%; max-height: none; border-radius: 0; border: 0; }",
+    "  .launcher { right: auto; bottom: auto; left: calc(100% - 76px); top: calc(100% - 76px);",
+    "    left: calc(min(100vw, 100%) - 76px); top: calc(min(100vh, 100%) - 76px);",
+    "    top: calc(min(100dvh, 100%) - 76px); }",
+    "  .panel { inset: 0 auto auto 0; width: 100%; height: 100%; width: min(100vw, 100%);",
+    "    height: min(100vh, 100%); height: min(100dvh, 100%); max-height: none; border-radius: 0; border: 0; }",
     "  .panel:not([hidden]) ~ .launcher { display: none; }",
     "  .log { padding: 14px 12px 6px; }",
     "  .chip-text { max-width: 170px; }",
@@ -1218,8 +1233,11 @@
           text: "No answer arrived in time. Try again in a moment.",
         };
       case "stream":
-        return { title: "The answer was interrupted", text: detail || "Try again." };
+        return { title: "The answer was interrupted", text: detail || "The connection was lost." };
+      case "browser":
+        return { title: "This browser cannot show answers", text: detail };
       default:
+        // The service's own message (a JSON `detail` or the stream's `error` event) says why.
         if (err.status === 401 || err.status === 403) {
           return {
             title: "The assistant refused this website",
@@ -1230,13 +1248,13 @@
         if (err.status === 429)
           return {
             title: "Too many questions at once",
-            text: "Wait a moment, then try again.",
+            text: "Wait a moment before asking again.",
             detail,
           };
         if (err.status >= 500)
           return {
             title: "The assistant ran into a problem",
-            text: "Try again in a moment.",
+            text: "It could not answer this question.",
             detail,
           };
         return {
@@ -1246,7 +1264,8 @@
     }
   }
 
-  function showError(err, retry) {
+  /* An error card: what went wrong, the service's message, and Retry for network errors only. */
+  function showError(err, retry, questionRestored = false) {
     const info = describeError(err);
     const code = err.status ? ` (HTTP ${err.status})` : "";
     const card = h("div", { class: "msg-error", role: "alert" }, [
@@ -1255,19 +1274,24 @@
         h("strong", { text: info.title }),
         h("p", { text: info.text }),
         info.detail ? h("p", { class: "detail", text: info.detail + code }) : null,
-        h(
-          "button",
-          {
-            type: "button",
-            class: "btn retry",
-            onclick: () => {
-              if (state.busy) return;
-              card.remove();
-              retry();
-            },
-          },
-          [icon("retry"), "Retry"],
-        ),
+        questionRestored
+          ? h("p", { class: "restored", text: "Your question is back in the box below." })
+          : null,
+        err.retryable && retry
+          ? h(
+              "button",
+              {
+                type: "button",
+                class: "btn retry",
+                onclick: () => {
+                  if (state.busy) return;
+                  card.remove();
+                  retry();
+                },
+              },
+              [icon("retry"), "Retry"],
+            )
+          : null,
       ]),
     ]);
     append(card);
@@ -1321,7 +1345,8 @@
           frame ||= requestAnimationFrame(paint);
         }
       } else if (name === "error") {
-        failure = new ServiceError("http", payload.status, payload.detail);
+        const status = Number(payload.status) || 0;
+        failure = new ServiceError("http", status, String(payload.detail || ""));
       }
     };
 
@@ -1349,7 +1374,14 @@
         ask(question, true);
         return;
       }
-      showError(err, () => ask(question, true));
+      // Not worth resending as it is: the question goes back into an empty box to be changed
+      // (a question too long) or sent again later (the service overloaded or failing).
+      const restore = !err.retryable && !ui.input.value.trim();
+      if (restore) {
+        ui.input.value = question;
+        autoGrow();
+      }
+      showError(err, () => ask(question, true), restore);
       return;
     }
     cancelAnimationFrame(frame);
