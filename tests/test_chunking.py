@@ -124,8 +124,9 @@ def test_chunker_splits_what_the_model_cannot_read_whole(real_embedder: Embedder
 
 
 def test_embedder_refuses_to_truncate(real_embedder: Embedder) -> None:
+    # A passage to index must fit; a long question is read in windows (test_embedding_long_text).
     with pytest.raises(ValueError, match="would be truncated"):
-        real_embedder.embed(["token " * 400])
+        real_embedder.embed_spans(["token " * 400], [[(0, 5)]])
 
 
 def test_sources_unchanged_by_loading() -> None:

@@ -63,7 +63,7 @@ def test_onnx_embedder_refuses_to_truncate(onnx_embedder: OnnxEmbedder) -> None:
     long_text = "word " * 400
     assert not onnx_embedder.fits(long_text)
     with pytest.raises(ValueError, match="window"):
-        onnx_embedder.embed([long_text])
+        onnx_embedder.embed_spans([long_text], [[(0, 4)]])
     assert onnx_embedder.embed([]).shape == (0, onnx_embedder.dimension)
 
 

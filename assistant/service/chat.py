@@ -17,14 +17,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from assistant.errors import AssistantError
 from assistant.history import SavedAnswer
 from assistant.records import Answer, Turn
 from assistant.service.context import Context, ServiceContext, finished, log_answer
-from assistant.service.handlers import status_for
+from assistant.service.handlers import status_for, unexpected_error_detail
 from assistant.service.models import (
     ID_PATTERN,
     ChatRequest,
@@ -98,7 +98,7 @@ STREAM_EVENTS = """Events, in this order (each `data` is JSON):
   stored. `answer` is the final text, authoritative: it differs from the deltas only when a
   generated answer broke off midway and the answer from the documents replaced it.
 - `error`: `{"status", "detail"}` instead of `citations` and `done` when answering fails
-  after the stream started; nothing is stored.
+  after the stream started, whatever the failure; nothing is stored.
 """
 
 
@@ -107,7 +107,7 @@ STREAM_EVENTS = """Events, in this order (each `data` is JSON):
     response_class=EventSourceResponse,
     description="Answers like POST /api/chat, as Server-Sent Events.\n\n" + STREAM_EVENTS,
 )
-def chat_stream(asked: Input, context: Context) -> Iterator[ServerSentEvent]:
+def chat_stream(asked: Input, context: Context, request: Request) -> Iterator[ServerSentEvent]:
     """Streams an answer as SSE events: `delta`*, `citations`, `done` (or `error`)."""
     started = time.perf_counter()
     answer: Answer | None = None
@@ -121,6 +121,12 @@ def chat_stream(asked: Input, context: Context) -> Iterator[ServerSentEvent]:
         saved = _save(context, asked, answer)
     except AssistantError as exc:
         yield ServerSentEvent(event="error", data={"status": status_for(exc), "detail": str(exc)})
+        return
+    except Exception as exc:  # noqa: BLE001
+        # The 200 and the headers are sent: no exception handler can answer any more, and a
+        # stream that just stops reads as an empty answer. Say it failed, with a reference.
+        detail = unexpected_error_detail(exc, request.method, request.url.path)
+        yield ServerSentEvent(event="error", data={"status": 500, "detail": detail})
         return
     log_answer("chat_stream", asked.question, answer, started)
     yield ServerSentEvent(event="citations", data={"citations": [c.to_dict() for c in answer.citations]})

@@ -158,16 +158,19 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return _json(request, 422, f"invalid request: {summary}", errors=problems)
 
 
-async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+def unexpected_error_detail(exc: BaseException, method: str, path: str) -> str:
+    """Logs an unexpected error under a new reference; returns the detail that tells users it.
+
+    The log gets the traceback, the user only the reference: the exception's message may hold
+    anything, and a request's text (a question) is never logged on purpose.
+    """
     reference = uuid.uuid4().hex[:12]
-    logger.error(
-        "unexpected error (reference %s) on %s %s",
-        reference,
-        request.method,
-        request.url.path,
-        exc_info=exc,
-    )
-    return _json(request, 500, f"internal error (reference {reference}); the server log has the details")
+    logger.error("unexpected error (reference %s) on %s %s", reference, method, path, exc_info=exc)
+    return f"internal error (reference {reference}); the server log has the details"
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    return _json(request, 500, unexpected_error_detail(exc, request.method, request.url.path))
 
 
 def install_error_handlers(app: FastAPI) -> None:

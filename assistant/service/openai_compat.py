@@ -7,8 +7,9 @@ The last user message is the question; the user and assistant messages before it
 history (system messages are ignored). Any model name is accepted. Citations travel twice:
 in the message text, as [n] markers followed by a "Sources:" list, and as structured
 `citations` on the response, on its message, and on the final stream chunk. Streams are
-`data: {chunk}` lines ending with `data: [DONE]`; an error after the stream started is sent as
-`data: {"error": {...}}` (which the OpenAI SDK raises as APIError) before `[DONE]`.
+`data: {chunk}` lines ending with `data: [DONE]`; an error after the stream started, whatever
+it is, is sent as `data: {"error": {...}}` (which the OpenAI SDK raises as APIError) before
+`[DONE]`.
 """
 
 from __future__ import annotations
@@ -21,13 +22,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.sse import EventSourceResponse, format_sse_event
 
 from assistant.errors import AssistantError, NotFoundError, QuestionError
 from assistant.records import Answer, Citation, Turn
 from assistant.service.context import Context, ServiceContext, finished, log_answer
-from assistant.service.handlers import error_body, status_for
+from assistant.service.handlers import error_body, status_for, unexpected_error_detail
 from assistant.service.models import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -43,6 +44,7 @@ from assistant.service.models import (
     citations_out,
 )
 from assistant.service.security import require_api_key
+from assistant.text import visible_text
 from assistant.tokens import count_tokens
 
 router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[Depends(require_api_key)])
@@ -65,8 +67,9 @@ def completion_input(messages: Sequence[OpenAIMessage], context: ServiceContext)
     if last_user is None:
         raise QuestionError("no user message: the last user message is the question")
     question = context.assistant.check_question(messages[last_user].text())
+    # Earlier turns are read like the question: a lone surrogate there would fail the tokenizer.
     history = tuple(
-        Turn(m.role, _without_sources(m.text()) if m.role == "assistant" else m.text())
+        Turn(m.role, visible_text(_without_sources(m.text()) if m.role == "assistant" else m.text()))
         for m in messages[:last_user]
         if m.role in ("user", "assistant")
     )
@@ -104,7 +107,9 @@ def _usage(request: CompletionInput, content: str) -> Usage:
     response_model=None,
     responses={200: {"model": ChatCompletion, "description": "A completion, or an SSE stream of chunks."}},
 )
-def chat_completions(body: ChatCompletionRequest, context: Context) -> dict[str, Any] | EventSourceResponse:
+def chat_completions(
+    body: ChatCompletionRequest, context: Context, http: Request
+) -> dict[str, Any] | EventSourceResponse:
     """Answers the last user message, as one completion or as a stream of chunks."""
     started = time.perf_counter()
     request = completion_input(body.messages, context)
@@ -112,7 +117,7 @@ def chat_completions(body: ChatCompletionRequest, context: Context) -> dict[str,
     created = int(time.time())
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        stream = _stream(context, request, completion_id, created, include_usage, started)
+        stream = _stream(context, request, completion_id, created, include_usage, started, http)
         return EventSourceResponse(stream, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     answer = context.assistant.ask(request.question, request.history)
     log_answer("openai", request.question, answer, started)
@@ -139,6 +144,7 @@ def _stream(
     created: int,
     include_usage: bool,
     started: float,
+    http: Request,
 ) -> Iterator[bytes]:
     """Yields the answer as OpenAI `chat.completion.chunk` SSE lines, then `[DONE]`."""
 
@@ -160,6 +166,12 @@ def _stream(
     except AssistantError as exc:
         error = error_body("/v1/", status_for(exc), str(exc))
         yield format_sse_event(data_str=json.dumps(error))
+        yield _DONE
+        return
+    except Exception as exc:  # noqa: BLE001
+        # The 200 is sent: no exception handler can answer any more. Say it failed, with a reference.
+        detail = unexpected_error_detail(exc, http.method, http.url.path)
+        yield format_sse_event(data_str=json.dumps(error_body("/v1/", 500, detail)))
         yield _DONE
         return
     log_answer("openai_stream", request.question, answer, started)
