@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
     slack_api_url: str | None = None  # Slack Web API base URL; None: https://slack.com/api/
+    # Signs the source-page links in Slack answers (assistant/service/links.py); None: a key
+    # derived from the Slack signing secret.
+    link_secret: SecretStr | None = None
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -3,7 +3,8 @@
     app = create_app(Assistant.from_settings(settings), settings)
 
 Routers: `admin` (/healthz, /readyz, /api/admin/reindex), `chat` (/api/chat ...), `documents`
-(/api/documents ...), `openai_compat` (/v1 ...). Two seams for later pieces:
+(/api/documents ...), `openai_compat` (/v1 ...), `source_page` (/source/..., the readable page
+Slack answers link to). Two seams for later pieces:
 
 - the chat widget: files in `assistant/service/static/` are served, `index.html` at `/` (the
   demo page), `widget.js` at `/widget.js`, everything at `/static/...`;
@@ -31,7 +32,7 @@ from assistant.config import Settings
 from assistant.errors import AssistantError, ConfigError
 from assistant.history import ConversationStore
 from assistant.pipeline import Assistant
-from assistant.service import admin, chat, documents, openai_compat
+from assistant.service import admin, chat, documents, openai_compat, source_page
 from assistant.service.context import ServiceContext
 from assistant.service.handlers import install_error_handlers
 from assistant.service.reindex import Reindexer
@@ -85,7 +86,7 @@ def create_app(assistant: Assistant, settings: Settings) -> FastAPI:
     # Added last = outermost: CORS headers go on every response, 413s included.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(StrictCORSMiddleware, **cors)  # type: ignore[arg-type]
-    for router in (admin.router, chat.router, documents.router, openai_compat.router):
+    for router in (admin.router, chat.router, documents.router, openai_compat.router, source_page.router):
         app.include_router(router)
     if settings.slack_enabled:
         app.include_router(_slack_router(context))

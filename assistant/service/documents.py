@@ -30,7 +30,8 @@ from assistant.service.security import require_api_key
 router = APIRouter(prefix="/api", tags=["documents"], dependencies=[Depends(require_api_key)])
 
 CONTEXT_CHARS = 300  # text shown on each side of a cited passage
-_BAD_ID = re.compile(r"(^|/)\.\.?(/|$)|\\|[\x00-\x1f]|^/")
+# Ids with dot segments, backslashes or control characters (also refused by the source page).
+BAD_ID = re.compile(r"(^|/)\.\.?(/|$)|\\|[\x00-\x1f]|^/")
 
 
 @router.get("/documents", response_model=DocumentListOut)
@@ -63,7 +64,7 @@ def get_document(
     end: Annotated[int | None, Query(ge=0, description="End of a cited span.")] = None,
 ) -> DocumentOut | PassageOut:
     """Returns a document's text, or with start and end the cited passage and its context."""
-    if not doc_id or _BAD_ID.search(doc_id):
+    if not doc_id or BAD_ID.search(doc_id):
         raise HTTPException(400, f"invalid document id {doc_id!r}: use an id from GET /api/documents")
     document = context.assistant.store.document(doc_id)
     if start is None and end is None:

@@ -55,6 +55,7 @@ from assistant.errors import AssistantError, ConfigError, NotFoundError
 from assistant.records import Answer
 from assistant.service.chat import MAX_HISTORY_TURNS
 from assistant.service.context import ServiceContext, log_answer
+from assistant.service.links import LinkSigner
 from assistant.service.slack_format import (
     ACTION_HELPFUL,
     ACTION_NOT_HELPFUL,
@@ -115,6 +116,8 @@ class SlackBot:
             raise ConfigError("the Slack bot needs ASSISTANT_SLACK_BOT_TOKEN and ASSISTANT_SLACK_SIGNING_SECRET")
         self.context = context
         self.public_url = settings.public_url
+        # Source links open without an API key, by their signature: people in Slack have none.
+        self.links = LinkSigner.from_settings(settings)
         secret = settings.slack_signing_secret.get_secret_value()
         self.verifier = SignatureVerifier(secret)
         client = WebClient(
@@ -275,6 +278,7 @@ class SlackBot:
                 answer,
                 answer_id=stored.answer_id,
                 public_url=self.public_url,
+                signer=self.links,
                 question=exchange.question,
                 asked_by=body["user"]["id"],
             )
@@ -334,6 +338,7 @@ class SlackBot:
             answer,
             answer_id=saved.answer_id,
             public_url=self.public_url,
+            signer=self.links,
             question=question if shareable else None,
             shareable=shareable,
         )

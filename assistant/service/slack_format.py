@@ -15,8 +15,9 @@ are shortened with a note), so a message never nears 50 blocks. Messages are als
 because Slack sends the whole message back with every button click, and the service refuses
 request bodies over ASSISTANT_MAX_BODY_BYTES.
 
-Links to a passage point at the service's JSON document view,
-`{public_url}/api/documents/{doc}?start=..&end=..`, and are left out without a public URL.
+Links to a passage point at the service's readable source page,
+`{public_url}/source/{doc}?start=..&end=..&exp=..&sig=..` (source_page.py), signed so that they
+open without an API key (links.py); they are left out without a public URL.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ import html
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import quote
 
 from assistant.records import Answer, Citation
+from assistant.service.links import LinkSigner, source_url
 
 SECTION_CHARS = 3000  # Slack's limit for a section's text
 CONTEXT_CHARS = 3000  # and for a context element's text
@@ -106,19 +107,18 @@ def link(url: str, label: str) -> str:
     return f"<{escape(url)}|{escape(label.replace('|', '/'))}>"
 
 
-def passage_url(public_url: str, citation: Citation) -> str:
-    """Returns the address of a cited passage in the service's document view."""
-    doc = quote(citation.doc, safe="/")
-    return f"{public_url.rstrip('/')}/api/documents/{doc}?start={citation.start}&end={citation.end}"
+def passage_url(public_url: str, citation: Citation, signer: LinkSigner | None = None) -> str:
+    """Returns the address of a cited passage's source page (signed when there is a signer)."""
+    return source_url(public_url, citation.doc, citation.start, citation.end, signer)
 
 
-def answer_mrkdwn(answer: Answer, public_url: str | None = None) -> str:
+def answer_mrkdwn(answer: Answer, public_url: str | None = None, signer: LinkSigner | None = None) -> str:
     """Converts an answer's text to mrkdwn: escaped, bullets as "•", markers linked.
 
     Markdown an LLM may write is translated: **bold** to *bold*, headings to bold lines.
     A [n] marker becomes a link to its passage when a public URL is configured.
     """
-    urls = {c.n: passage_url(public_url, c) for c in answer.citations} if public_url else {}
+    urls = {c.n: passage_url(public_url, c, signer) for c in answer.citations} if public_url else {}
     lines = []
     for line in escape(answer.text.strip()).split("\n"):
         heading = _HEADING.match(line)
@@ -139,10 +139,10 @@ def answer_mrkdwn(answer: Answer, public_url: str | None = None) -> str:
     return _MARKER.sub(marker, text)
 
 
-def source_line(citation: Citation, public_url: str | None = None) -> str:
+def source_line(citation: Citation, public_url: str | None = None, signer: LinkSigner | None = None) -> str:
     """Returns one numbered source as mrkdwn: [n] title (linked) · section · page."""
     title = citation.title or citation.doc
-    parts = [link(passage_url(public_url, citation), title) if public_url else escape(title)]
+    parts = [link(passage_url(public_url, citation, signer), title) if public_url else escape(title)]
     if citation.section and citation.section != title:
         parts.append(escape(citation.section))
     if citation.page is not None:
@@ -155,22 +155,24 @@ def answer_message(
     *,
     answer_id: str | None,
     public_url: str | None = None,
+    signer: LinkSigner | None = None,
     question: str | None = None,
     asked_by: str | None = None,
     shareable: bool = False,
 ) -> SlackMessage:
     """Renders an answer as a Slack message with its sources and feedback buttons.
 
-    `question` is repeated above the answer ("<@asked_by> asked", or "You asked" without a
-    user); `shareable` adds the "Post to channel" button of the private /ask copy. Without
-    an `answer_id` (nothing stored) there are no buttons.
+    Source links (with a `public_url`) are signed by `signer`. `question` is repeated above
+    the answer ("<@asked_by> asked", or "You asked" without a user); `shareable` adds the "Post
+    to channel" button of the private /ask copy. Without an `answer_id` (nothing stored) there
+    are no buttons.
     """
     blocks: list[dict[str, Any]] = []
     if question:
         who = f"<@{asked_by}> asked" if asked_by else "You asked"
         asked = _shorten(escape(question), QUESTION_CHARS)
         blocks.append(_context(f"{who}: _{asked}_"))
-    body = answer_mrkdwn(answer, public_url) or "_(empty answer)_"
+    body = answer_mrkdwn(answer, public_url, signer) or "_(empty answer)_"
     if answer.abstained:
         blocks.append(_section(":mag: *Not in the documents*"))
         blocks.extend(_section(t) for t in _pieces(body, ANSWER_SECTIONS))
@@ -179,7 +181,7 @@ def answer_message(
         blocks.extend(_section(t) for t in _pieces(body, ANSWER_SECTIONS))
     if answer.citations:
         heading = "*Closest passages*" if answer.abstained else "*Sources*"
-        lines = "\n".join(source_line(c, public_url) for c in answer.citations)
+        lines = "\n".join(source_line(c, public_url, signer) for c in answer.citations)
         blocks.append({"type": "divider"})
         blocks.extend(_section(t) for t in _pieces(f"{heading}\n{lines}", SOURCE_SECTIONS))
     if answer_id:

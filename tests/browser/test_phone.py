@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from assistant.service.links import source_path
 from tests.browser.conftest import (
     SCREENSHOTS,
     Service,
@@ -166,3 +167,16 @@ def test_plain_host_pages_on_a_phone(start_service: StartService, new_page: Any,
         _assert_panel_usable(page, full_screen=True)
         widget(page, ".head [aria-label=Close]").tap()
         _assert_on_screen(widget(page, ".launcher"), "the launcher after closing")
+
+
+def test_source_page_of_a_slack_link_reads_well_on_a_phone(service: Service, new_page: Any) -> None:
+    with service.live.client() as client:
+        citation = client.post("/api/chat", json={"message": GOLD}).json()["citations"][0]
+    page = new_page(device=PHONES[0])
+    page.goto(f"{service.url}{source_path(citation['doc'])}?start={citation['start']}&end={citation['end']}")
+    mark = page.locator("mark")
+    expect(mark).to_have_text(citation["quote"])
+    # The page's Content-Security-Policy lets its own stylesheet through (and nothing else).
+    assert mark.evaluate("el => getComputedStyle(el).backgroundColor") == "rgb(255, 233, 168)"
+    _assert_no_sideways_scroll(page)
+    _assert_on_screen(page.locator("h1"), "the title")

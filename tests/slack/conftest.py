@@ -14,10 +14,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
@@ -26,6 +27,7 @@ from slack_sdk.signature import SignatureVerifier
 from assistant.config import Settings
 from assistant.history import ConversationStore
 from assistant.pipeline import Assistant
+from assistant.records import Citation
 from assistant.service.app import create_app
 from tests.service.conftest import LiveServer, live_server
 
@@ -315,3 +317,71 @@ def block_texts(blocks: Sequence[dict[str, Any]]) -> list[str]:
         elif block["type"] == "context":
             texts.extend(e["text"] for e in block["elements"])
     return texts
+
+
+@dataclass
+class SourcePage:
+    """What a source page shows: its title, headline, the highlighted passage, the whole text."""
+
+    title: str = ""
+    headline: str = ""
+    marked: list[str] = field(default_factory=list)
+    text: str = ""
+    tags: set[str] = field(default_factory=set)
+    links: list[str] = field(default_factory=list)
+
+
+class _SourcePageParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.page = SourcePage()
+        self._open: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.page.tags.add(tag)
+        if tag == "mark":
+            self.page.marked.append("")
+        if tag == "a":
+            self.page.links.append(dict(attrs).get("href") or "")
+        if tag not in {"meta", "br"}:
+            self._open.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._open and self._open[-1] == tag:
+            self._open.pop()
+
+    def handle_data(self, data: str) -> None:
+        where = self._open[-1] if self._open else ""
+        if where == "title":
+            self.page.title += data
+        elif where == "h1":
+            self.page.headline += data
+        elif where == "mark":
+            self.page.marked[-1] += data
+        if where not in {"title", "style"}:
+            self.page.text += data
+
+
+def parse_source_page(markup: str) -> SourcePage:
+    """Reads a source page's HTML as a browser would (character references decoded)."""
+    parser = _SourcePageParser()
+    parser.feed(markup)
+    parser.close()
+    return parser.page
+
+
+def assert_source_links_open(slack: SlackService, sources: str, citations: Sequence[Citation]) -> None:
+    """Opens each link of a Sources section, as a person would, and checks its page."""
+    links = [part.split("|")[0] for part in sources.split("<")[1:] if part.startswith(PUBLIC_URL + "/source/")]
+    assert len(links) == len(citations)
+    for link, citation in zip(links, citations, strict=True):
+        url = urlsplit(link.replace("&amp;", "&"))
+        path = url.path.removeprefix(urlsplit(PUBLIC_URL).path)  # the proxy's prefix
+        # No Authorization header: people clicking a link in Slack have no API key.
+        response = slack.client.get(f"{path}?{url.query}")
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"].startswith("text/html")
+        page = parse_source_page(response.text)
+        assert page.marked == [citation.quote]
+        assert page.headline == citation.title
+        assert citation.section in page.text

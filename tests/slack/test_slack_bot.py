@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from slack_sdk.signature import SignatureVerifier
@@ -21,11 +20,11 @@ from tests.slack.conftest import (
     BOT_TOKEN,
     BOT_USER,
     POST_MESSAGE,
-    PUBLIC_URL,
     SIGNING_SECRET,
     TEAM,
     SlackCall,
     SlackService,
+    assert_source_links_open,
     block_texts,
 )
 
@@ -53,18 +52,12 @@ def _assert_gold_answer(slack: SlackService, call: SlackCall) -> str:
     sources = next(t for t in texts if t.startswith("*Sources*"))
     assert "4 Motors for the European Industry 4.0" in sources
     assert "Plastipolis" in sources  # the cited section's title
-    # Every [n] links to its passage in the document view, and the passage is the quote.
-    links = [part.split("|")[0] for part in sources.split("<")[1:] if part.startswith(PUBLIC_URL + "/api/documents/")]
-    assert links
-    for link in links:
-        url = urlsplit(link.replace("&amp;", "&"))
-        path = url.path.removeprefix(urlsplit(PUBLIC_URL).path)
-        passage = slack.client.get(f"{path}?{url.query}")
-        assert passage.status_code == 200, passage.text
-        assert passage.json()["quote"]
     buttons = _buttons(blocks)
     assert set(buttons) == {"feedback_up", "feedback_down"}
     assert buttons["feedback_up"] == buttons["feedback_down"]
+    # Every source links to its readable source page, which highlights the cited quote.
+    citations = slack.store.exchange(buttons["feedback_up"]).answer.citations
+    assert_source_links_open(slack, sources, citations)
     return buttons["feedback_up"]
 
 

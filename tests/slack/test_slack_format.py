@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from assistant.records import NOT_FOUND, Answer, Citation
+from assistant.service.links import LINK_DAYS, LinkCheck, LinkSigner
 from assistant.service.slack_format import (
     FALLBACK_CHARS,
     MAX_BLOCKS,
@@ -75,16 +78,33 @@ def test_bullets_markers_and_markdown_become_mrkdwn() -> None:
 def test_markers_link_to_their_passage_when_a_public_url_is_set() -> None:
     citation = _citation(1, start=120, end=180)
     text = answer_mrkdwn(_answer("Gold label [1], and [7] points nowhere.", (citation,)), PUBLIC)
-    url = "https://docs.example.org/assistant/api/documents/reports/2024%20q1.txt?start=120&amp;end=180"
+    url = "https://docs.example.org/assistant/source/reports/2024%20q1.txt?start=120&amp;end=180"
     assert text == f"Gold label <{url}|[1]>, and [7] points nowhere."
-    assert passage_url(PUBLIC, citation).endswith("2024%20q1.txt?start=120&end=180")
+    assert passage_url(PUBLIC, citation).endswith("/source/reports/2024%20q1.txt?start=120&end=180")
+
+
+def test_links_are_signed_for_the_passage_they_open() -> None:
+    signer = LinkSigner(b"k" * 32)
+    citation = _citation(1, start=120, end=180)
+    url = urlsplit(passage_url(PUBLIC, citation, signer))
+    assert url.path == "/assistant/source/reports/2024%20q1.txt"
+    query = {k: v[0] for k, v in parse_qs(url.query).items()}
+    assert set(query) == {"start", "end", "exp", "sig"}
+    expires = int(query["exp"])
+    assert abs(expires - time.time() - LINK_DAYS * 86_400) < 60
+    check = signer.check("reports/2024 q1.txt", 120, 180, expires, query["sig"])
+    assert check is LinkCheck.VALID
+    # Signed links in the message text are escaped for mrkdwn like any other.
+    text = answer_mrkdwn(_answer("Gold label [1].", (citation,)), PUBLIC, signer)
+    assert re.fullmatch(r"Gold label <https://\S+&amp;exp=\d+&amp;sig=[\w-]+\|\[1\]>\.", text), text
+    assert _unescaped_markup(text) == []
 
 
 def test_source_lines_name_title_section_and_page() -> None:
     line = source_line(_citation(2, title="A | B <draft>", section="3. Costs & risks", page=4))
     assert line == "*[2]* A | B &lt;draft&gt; · 3. Costs &amp; risks · p. 4"
     linked = source_line(_citation(2, title="A | B"), PUBLIC)
-    assert linked.startswith("*[2]* <https://docs.example.org/assistant/api/documents/")
+    assert linked.startswith("*[2]* <https://docs.example.org/assistant/source/")
     assert linked.endswith("|A / B> · Section 2")  # "|" would end the link's label
 
 
