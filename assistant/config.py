@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(64_000, ge=1024)
     # Comma-separated in the environment: ASSISTANT_API_KEYS=key1,key2
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    # Keys for /api/admin (reindexing) only; API keys never grant admin, and these keys never
+    # open /api or /v1. Without admin keys the admin routes are off.
+    admin_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     public_url: str | None = None  # where people reach the service, for links in Slack
     reindex_watch: bool = False
@@ -86,7 +89,7 @@ class Settings(BaseSettings):
     # derived from the Slack signing secret.
     link_secret: SecretStr | None = None
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "admin_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         # Environment variables hold lists as comma-separated strings too.
@@ -112,6 +115,13 @@ class Settings(BaseSettings):
         for key in self.api_keys:
             if len(key.get_secret_value()) < 16:
                 raise ValueError("every API key must be at least 16 characters long")
+        for key in self.admin_keys:
+            if len(key.get_secret_value()) < 16:
+                raise ValueError("every admin key must be at least 16 characters long")
+        api = {key.get_secret_value() for key in self.api_keys}
+        if any(key.get_secret_value() in api for key in self.admin_keys):
+            # An API key may sit in a public page (the widget's data-api-key): never admin.
+            raise ValueError("a key is in both ASSISTANT_API_KEYS and ASSISTANT_ADMIN_KEYS: give admin its own key")
         for secret in (self.slack_bot_token, self.slack_signing_secret):
             if secret is not None and secret.get_secret_value() in {"", "changeme", "xoxb-your-token"}:
                 raise ValueError("a Slack secret is set to a placeholder: set the real value or unset it")

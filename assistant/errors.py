@@ -4,6 +4,7 @@
     ├── ConfigError            a setting is wrong or a required part is not installed
     ├── CorpusError            a corpus file or folder cannot be used (carries `path`)
     ├── IndexNotFoundError     no index yet: run `assistant index`
+    │   └── IndexBuildingError no index yet, but one is being built: wait for it
     ├── IndexMismatchError     the index was built differently (model, format): rebuild it
     ├── IndexCorruptError      an index file is unreadable: rebuild it
     ├── IndexWriteError        the new index could not be written; the previous one is kept
@@ -43,6 +44,15 @@ class IndexNotFoundError(AssistantError):
     def __init__(self, index_dir: Path) -> None:
         super().__init__(f"no index in {index_dir}: run `assistant index` first")
         self.index_dir = index_dir
+
+
+class IndexBuildingError(IndexNotFoundError):
+    """No index can answer yet, but one is being built; `progress` says how far it has got."""
+
+    def __init__(self, index_dir: Path, progress: str) -> None:
+        AssistantError.__init__(self, f"{progress}; questions are answered once it is done")
+        self.index_dir = index_dir
+        self.progress = progress
 
 
 class IndexMismatchError(AssistantError):

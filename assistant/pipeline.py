@@ -13,7 +13,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from assistant.answering import Answerer
@@ -23,7 +23,13 @@ from assistant.chunking import Chunker
 from assistant.config import Settings
 from assistant.conversation import standalone_question
 from assistant.embedding import CachedEmbedder, Embedder, EmbeddingCache, make_embedder
-from assistant.errors import QuestionError
+from assistant.errors import (
+    IndexBuildingError,
+    IndexCorruptError,
+    IndexMismatchError,
+    IndexNotFoundError,
+    QuestionError,
+)
 from assistant.indexer import Indexer, IndexLimits, IndexReport, Progress
 from assistant.keyword_index import analyze
 from assistant.milvus_store import MilvusConfig
@@ -48,6 +54,29 @@ class Engine:
         return max((self.store.keyword.idf(t) for t in analyze(word)), default=0.0)
 
 
+@dataclass(frozen=True)
+class IndexingStatus:
+    """A running `Assistant.index()` -> how far it has got, stage by stage (a new one per step)."""
+
+    started: float = field(default_factory=time.time)  # epoch seconds
+    stages: tuple[tuple[str, int, int], ...] = ()  # (stage, done, total), in the order they began
+
+    def advanced(self, stage: str, done: int, total: int) -> IndexingStatus:
+        """Returns this status with `stage` at `done` of `total`."""
+        stages = {name: (d, t) for name, d, t in self.stages}  # dicts keep the stages' order
+        stages[stage] = (done, total)
+        return IndexingStatus(self.started, tuple((name, d, t) for name, (d, t) in stages.items()))
+
+    def describe(self) -> str:
+        """Returns the progress in words: "5 of 5 documents read, 40 of 160 chunks embedded"."""
+        words = {"read": "documents read", "embed": "chunks embedded"}
+        parts = [
+            f"{done} of {total} {words.get(stage, stage)}" if stage != "write" else "writing the index"
+            for stage, done, total in self.stages
+        ]
+        return ", ".join(parts) or "scanning the corpus"
+
+
 class Assistant:
     """Indexes a corpus and answers questions about it."""
 
@@ -58,6 +87,9 @@ class Assistant:
         )
         self._engine: Engine | None = None
         self._lock = threading.Lock()
+        # Set while index() runs: a question that finds no usable index meanwhile is told
+        # that one is being built, and how far it has got, instead of "run assistant index".
+        self.indexing: IndexingStatus | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Assistant:
@@ -84,6 +116,21 @@ class Assistant:
         reads, chunks and embeds the new documents with Ray Data on that cluster.
         """
         s = self.settings
+        self.indexing = IndexingStatus()
+
+        def tick(stage: str, done: int, total: int) -> None:
+            if self.indexing is not None:
+                self.indexing = self.indexing.advanced(stage, done, total)
+            if progress is not None:
+                progress(stage, done, total)
+
+        try:
+            return self._index(corpus_dir or s.corpus_dir, rebuild, tick, ray)
+        finally:
+            self.indexing = None
+
+    def _index(self, corpus_dir: Path, rebuild: bool, progress: Progress, ray: str | None) -> IndexReport:
+        s = self.settings
         cache = EmbeddingCache(s.index_dir / CACHE_FILE)
         try:
             embedder = CachedEmbedder(self.embedder, cache)
@@ -102,7 +149,7 @@ class Assistant:
                     actors=s.ray_actors,
                 )
             indexer = Indexer(
-                corpus_dir or s.corpus_dir,
+                corpus_dir,
                 s.index_dir,
                 embedder,
                 chunker,
@@ -144,9 +191,20 @@ class Assistant:
         if engine is None:
             with self._lock:
                 if self._engine is None:
-                    self._engine = self._load_engine()
+                    self._engine = self._first_engine()
                 engine = self._engine
         return engine
+
+    def _first_engine(self) -> Engine:
+        try:
+            return self._load_engine()
+        except (IndexNotFoundError, IndexMismatchError, IndexCorruptError) as exc:
+            indexing = self.indexing
+            if indexing is None:
+                raise
+            # The index being built replaces the missing or unusable one.
+            first = "the first" if isinstance(exc, IndexNotFoundError) else "a new"
+            raise IndexBuildingError(self.settings.index_dir, f"building {first} index: {indexing.describe()}") from exc
 
     @property
     def store(self) -> IndexStore:

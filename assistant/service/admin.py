@@ -1,18 +1,23 @@
 """Operations routes: liveness, readiness with the index's manifest, and rebuilding the index.
 
 GET  /healthz              the process is up (no check of the index)
-GET  /readyz               the index is loaded: its manifest summary; 503 when not
-POST /api/admin/reindex    {"rebuild": false} -> what the rebuild did (needs an API key)
+GET  /readyz               the index version that answers (its manifest summary) and a build
+                           under way; 503 while no index can answer, with the reason
+                           ("building the first index: 3 of 5 documents read ...")
+POST /api/admin/reindex    {"rebuild": false} -> what the rebuild did (needs an admin key)
 """
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends
 
+from assistant.errors import IndexBuildingError, IndexNotFoundError
 from assistant.service.context import Context
 from assistant.service.models import (
+    BuildingOut,
     IndexSummaryOut,
     ReadyOut,
     ReindexRequest,
@@ -32,11 +37,29 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz", response_model=ReadyOut)
 def readyz(context: Context) -> ReadyOut:
-    """Says the index is loaded and describes it; 503 (IndexNotFoundError ...) when it is not."""
-    store = context.assistant.store
+    """Says which index version answers and whether a newer one is being built; 503 when none can.
+
+    The 503's detail says why: the first index is being built (and how far it has got), the
+    last build failed (and why), or there is no index at all.
+    """
+    assistant, failure = context.assistant, context.reindexer.last_error
+    indexing = assistant.indexing
+    try:
+        store = assistant.store
+    except IndexNotFoundError as exc:
+        if failure is None or isinstance(exc, IndexBuildingError):
+            raise
+        # "Run assistant index" is no advice when the server's own build just failed.
+        raise failure.with_traceback(None) from None
     manifest = store.manifest
+    building = None
+    if indexing is not None:
+        started = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(indexing.started))
+        building = BuildingOut(started_at=started, progress=indexing.describe())
     return ReadyOut(
         status="ready",
+        building=building,
+        last_build_error=str(failure) if failure is not None else None,
         index=IndexSummaryOut(
             version=store.path.name,
             model=manifest.model,

@@ -1,10 +1,12 @@
 """Assistant + Settings -> the FastAPI app: middleware, error handlers, routers, static files.
 
-    app = create_app(Assistant.from_settings(settings), settings)
+    app = create_app(Assistant.from_settings(settings), settings, update_index=True)
 
 Routers: `admin` (/healthz, /readyz, /api/admin/reindex), `chat` (/api/chat ...), `documents`
 (/api/documents ...), `openai_compat` (/v1 ...), `source_page` (/source/..., the readable page
-Slack answers link to). Two seams for later pieces:
+Slack answers link to). The API docs (/docs, /redoc) load Swagger UI
+and ReDoc from files of the fastapi-offline package, served here: no CDN, so they work offline.
+Two seams for later pieces:
 
 - the chat widget: files in `assistant/service/static/` are served, `index.html` at `/` (the
   demo page), `widget.js` at `/widget.js`, everything at `/static/...`;
@@ -23,13 +25,13 @@ import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import anyio.to_thread
 from fastapi import APIRouter, FastAPI, HTTPException
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from assistant.config import Settings
-from assistant.errors import AssistantError, ConfigError
+from assistant.errors import ConfigError
 from assistant.history import ConversationStore
 from assistant.pipeline import Assistant
 from assistant.service import admin, chat, documents, openai_compat, source_page
@@ -44,12 +46,15 @@ STATIC_DIR = Path(__file__).parent / "static"
 SLACK_MODULE = "assistant.service.slack"
 
 
-def create_app(assistant: Assistant, settings: Settings) -> FastAPI:
+def create_app(assistant: Assistant, settings: Settings, *, update_index: bool = False) -> FastAPI:
     """Builds the web application answering with `assistant`, configured by `settings`.
 
     `settings` governs the service (data folder, API keys, CORS, body size, file watching);
-    the assistant's own settings govern the index, the corpus and question length. The
-    index is loaded at start-up, once, unless it already is.
+    the assistant's own settings govern the index, the corpus and question length. At
+    start-up the index on disk is loaded in the background, and with `update_index` then
+    brought up to date with the corpus (when the corpus folder exists, or no index does): the
+    server listens at once, answers from the version on disk meanwhile, and swaps in the new
+    one when it is complete.
     """
     context = ServiceContext(
         assistant=assistant,
@@ -61,9 +66,11 @@ def create_app(assistant: Assistant, settings: Settings) -> FastAPI:
     if settings.reindex_watch:
         _check_watchable(assistant.settings.corpus_dir)
 
+    update = update_index and (assistant.settings.corpus_dir.is_dir() or not assistant.has_index())
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await _load_index(assistant)
+        context.reindexer.start(update=update)
         stop = asyncio.Event()
         watcher: asyncio.Task[None] | None = None
         if settings.reindex_watch:
@@ -76,10 +83,12 @@ def create_app(assistant: Assistant, settings: Settings) -> FastAPI:
             if watcher is not None:
                 await asyncio.wait([watcher])
 
-    app = FastAPI(
+    app = FastAPIOffline(
         title="assistant",
         summary="Answers questions from an organisation's documents, with citations you can check.",
         lifespan=lifespan,
+        # Swagger UI would send the schema's address to validator.swagger.io for a badge.
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.context = context
     install_error_handlers(app)
@@ -92,20 +101,6 @@ def create_app(assistant: Assistant, settings: Settings) -> FastAPI:
         app.include_router(_slack_router(context))
     _mount_static(app, STATIC_DIR)
     return app
-
-
-async def _load_index(assistant: Assistant) -> None:
-    def load() -> None:
-        store = assistant.store
-        logger.info("index loaded: %d documents, %d chunks", len(store.manifest.documents), store.size)
-        # The model loads on first use: better now than in the first user's request.
-        assistant.embedder.embed(["warm up"])
-
-    try:
-        await anyio.to_thread.run_sync(load)
-    except AssistantError as exc:
-        # Keep serving: /readyz says 503 with the reason, and the index loads once it exists.
-        logger.warning("the index is not loaded: %s", exc)
 
 
 def _check_watchable(corpus_dir: Path) -> None:

@@ -18,6 +18,10 @@ from assistant.service.reindex import Reindexer
 
 logger = logging.getLogger("assistant.service")
 
+# The model name the OpenAI-compatible API lists and answers as, whichever answerer runs (the
+# README's examples use it). Earlier versions said "assistant-<answerer>": still accepted.
+MODEL_ID = "assistant"
+
 
 @dataclass(frozen=True)
 class ServiceContext:
@@ -31,8 +35,12 @@ class ServiceContext:
 
     @property
     def model_id(self) -> str:
-        """The model name the OpenAI-compatible API answers as."""
-        return f"assistant-{self.assistant.settings.answerer}"
+        """The model name the OpenAI-compatible API lists and answers as."""
+        return MODEL_ID
+
+    def is_model(self, name: str) -> bool:
+        """Tells whether `name` is this service's model: "assistant", or its former name."""
+        return name in (MODEL_ID, f"{MODEL_ID}-{self.assistant.settings.answerer}")
 
 
 def get_context(request: Request) -> ServiceContext:

@@ -189,11 +189,20 @@ class IndexSummaryOut(BaseModel):
     built_at: str
 
 
+class BuildingOut(BaseModel):
+    """An index build under way: since when, and how far it has got."""
+
+    started_at: str
+    progress: str  # "5 of 5 documents read, 40 of 160 chunks embedded"
+
+
 class ReadyOut(BaseModel):
-    """Readiness: the index is loaded."""
+    """Readiness: the index version that answers, and a newer one being built meanwhile."""
 
     status: Literal["ready"]
     index: IndexSummaryOut
+    building: BuildingOut | None = None  # swapped in, between two requests, once complete
+    last_build_error: str | None = None  # why the last build failed; the version above still serves
 
 
 # -- OpenAI-compatible /v1 --------------------------------------------------------------

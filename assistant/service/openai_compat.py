@@ -1,7 +1,8 @@
 """OpenAI chat completion requests -> answers, so that existing OpenAI clients work unchanged.
 
     POST /v1/chat/completions   {"model", "messages": [...], "stream": bool}
-    GET  /v1/models             the one model: "assistant-extractive" (or "assistant-llm")
+    GET  /v1/models             the one model: "assistant" (its former name "assistant-extractive"
+                                or "assistant-llm" is still accepted)
 
 The last user message is the question; the user and assistant messages before it are the
 history (system messages are ignored). Any model name is accepted. Citations travel twice:
@@ -198,6 +199,6 @@ def models(context: Context) -> ModelList:
 @router.get("/models/{model}", response_model=ModelOut)
 def model(model: str, context: Context) -> ModelOut:
     """Describes the model, or 404 for another name."""
-    if model != context.model_id:
+    if not context.is_model(model):
         raise NotFoundError(f"no model {model!r}: this service answers as {context.model_id!r}")
     return ModelOut(id=context.model_id, created=int(context.started_at))

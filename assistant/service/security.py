@@ -1,8 +1,10 @@
 """Security settings -> request checks: API keys, CORS origins, request body size.
 
 - API keys (`ASSISTANT_API_KEYS`): when set, every /api and /v1 route needs
-  `Authorization: Bearer <key>`; keys are compared in constant time and never logged. Admin
-  routes are refused (403) while no key is configured.
+  `Authorization: Bearer <key>`; keys are compared in constant time and never logged.
+- Admin keys (`ASSISTANT_ADMIN_KEYS`): the admin routes (/api/admin/...) need one of them and
+  are refused (403) while none is configured. An API key is never an admin key: it may sit in
+  a public page (the widget's `data-api-key`), and admin can rebuild the index at will.
 - CORS (`ASSISTANT_CORS_ORIGINS`): only the listed origins get CORS headers; no wildcard.
 - Body size (`ASSISTANT_MAX_BODY_BYTES`): larger request bodies get 413 before they are parsed.
 """
@@ -11,11 +13,13 @@ from __future__ import annotations
 
 import hmac
 import json
+from collections.abc import Sequence
 from typing import Annotated
 
 import anyio
 from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import SecretStr
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse, Response
@@ -26,28 +30,28 @@ from assistant.errors import ConfigError
 from assistant.service.context import Context
 from assistant.service.handlers import error_body
 
-_bearer = HTTPBearer(auto_error=False, description="An API key from ASSISTANT_API_KEYS")
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="A key from ASSISTANT_API_KEYS; for /api/admin, one from ASSISTANT_ADMIN_KEYS",
+)
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
-def _matches(given: str, settings: Settings) -> bool:
+def _matches(given: str, keys: Sequence[SecretStr]) -> bool:
     candidate = given.encode()
     found = False
     # Compare with every key, without stopping early, so that timing says nothing.
-    for key in settings.api_keys:
+    for key in keys:
         found |= hmac.compare_digest(candidate, key.get_secret_value().encode())
     return found
 
 
 def _check_key(credentials: HTTPAuthorizationCredentials | None, settings: Settings) -> None:
     if credentials is None:
-        raise HTTPException(
-            401,
-            "missing API key: send the header Authorization: Bearer <key>",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    if not _matches(credentials.credentials, settings):
-        raise HTTPException(401, "invalid API key", headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(401, "missing API key: send the header Authorization: Bearer <key>", headers=_CHALLENGE)
+    if not _matches(credentials.credentials, settings.api_keys):
+        raise HTTPException(401, "invalid API key", headers=_CHALLENGE)
 
 
 def require_api_key(context: Context, credentials: Credentials) -> None:
@@ -57,10 +61,20 @@ def require_api_key(context: Context, credentials: Credentials) -> None:
 
 
 def require_admin_key(context: Context, credentials: Credentials) -> None:
-    """Refuses admin requests: 403 while no API key is configured, 401 without a valid key."""
-    if not context.settings.api_keys:
-        raise HTTPException(403, "admin endpoints are disabled: set ASSISTANT_API_KEYS to enable them")
-    _check_key(credentials, context.settings)
+    """Refuses admin requests: 403 while no admin key is configured or for an API key, 401
+    without a valid admin key."""
+    settings = context.settings
+    if not settings.admin_keys:
+        raise HTTPException(403, "admin endpoints are disabled: set ASSISTANT_ADMIN_KEYS to enable them")
+    if credentials is None:
+        raise HTTPException(
+            401, "missing admin key: send the header Authorization: Bearer <admin key>", headers=_CHALLENGE
+        )
+    if _matches(credentials.credentials, settings.admin_keys):
+        return
+    if _matches(credentials.credentials, settings.api_keys):
+        raise HTTPException(403, "an API key does not open admin endpoints: use a key from ASSISTANT_ADMIN_KEYS")
+    raise HTTPException(401, "invalid admin key", headers=_CHALLENGE)
 
 
 class RequestTooLargeError(HTTPException):

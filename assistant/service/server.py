@@ -1,4 +1,4 @@
-"""An Assistant with a loaded index -> the web service, running under uvicorn until stopped."""
+"""An Assistant -> the web service, running under uvicorn until stopped, its index kept up to date."""
 
 from __future__ import annotations
 
@@ -10,12 +10,16 @@ from assistant.pipeline import Assistant
 from assistant.service.app import create_app
 
 
-def run_server(assistant: Assistant, *, host: str = "127.0.0.1", port: int = 8000) -> None:
+def run_server(assistant: Assistant, *, host: str = "127.0.0.1", port: int = 8000, update_index: bool = True) -> None:
     """Serves the chat API, the OpenAI-compatible API, the Slack bot and the widget.
+
+    Listens at once: with `update_index` the index is brought up to date with the corpus in
+    the background (built when missing) while the version on disk answers; /readyz says
+    which version answers and how far a build has got.
 
     Example: `run_server(Assistant.from_settings(get_settings()), port=8000)`.
     """
-    app = create_app(assistant, assistant.settings)
+    app = create_app(assistant, assistant.settings, update_index=update_index)
     # One line per answer (sizes, latency, outcome) goes to the log at INFO.
     service_log = logging.getLogger("assistant.service")
     if service_log.getEffectiveLevel() > logging.INFO:

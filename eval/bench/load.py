@@ -30,6 +30,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "load-test-key-0123456789abcdef"
+ADMIN_KEY = "load-test-admin-key-0123456789"  # reindexing needs an admin key, not an API key
 QUESTIONS = [
     "Which partners hold a Gold label?",
     "When was Bwcon founded?",
@@ -57,6 +58,7 @@ def start_server(workdir: Path, port: int) -> subprocess.Popen[bytes]:
         "ASSISTANT_INDEX_DIR": str(workdir / "index"),
         "ASSISTANT_DATA_DIR": str(workdir / "data"),
         "ASSISTANT_API_KEYS": KEY,
+        "ASSISTANT_ADMIN_KEYS": ADMIN_KEY,
     }
     log = open(workdir / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
     process = subprocess.Popen(
@@ -127,7 +129,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     def reindex_loop() -> None:
         nonlocal reindexes
         target = workdir / "corpus" / "florence-industrial-modernisation-workshop.txt"
-        headers = {"Authorization": f"Bearer {KEY}"}
+        headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=300) as client:
             while time.monotonic() + args.reindex_every < stop_at:
                 time.sleep(args.reindex_every)

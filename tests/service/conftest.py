@@ -27,6 +27,7 @@ from assistant.pipeline import Assistant
 from assistant.service.app import create_app
 
 API_KEY = "test-key-0123456789abcdef"
+ADMIN_KEY = "admin-key-0123456789abcdef"  # ASSISTANT_ADMIN_KEYS: /api/admin only
 
 
 @dataclass

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from tests.service.conftest import API_KEY, LiveServer
+from assistant.config import Settings
+from tests.service.conftest import ADMIN_KEY, API_KEY, LiveServer
 
 
 def _raw_get(server: LiveServer, target: str) -> tuple[int, dict]:
@@ -98,18 +99,55 @@ def test_api_keys_are_required_when_set(start_server) -> None:  # type: ignore[n
         assert client.get("/v1/models").status_code == 401
 
 
-def test_admin_is_refused_without_configured_keys(server: LiveServer) -> None:
-    with server.client() as client:
-        refused = client.post("/api/admin/reindex")
-        assert refused.status_code == 403
-        assert "ASSISTANT_API_KEYS" in refused.json()["detail"]
-
-
-def test_admin_needs_a_valid_key(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_admin_is_refused_without_configured_keys(start_server) -> None:  # type: ignore[no-untyped-def]
+    # API keys alone do not switch admin on: a widget page may carry one for all to read.
     with start_server(api_keys=[API_KEY]) as server, server.client() as client:
-        assert client.post("/api/admin/reindex").status_code == 401
+        for headers in ({}, {"Authorization": f"Bearer {API_KEY}"}):
+            refused = client.post("/api/admin/reindex", headers=headers)
+            assert refused.status_code == 403
+            assert refused.json()["detail"] == "admin endpoints are disabled: set ASSISTANT_ADMIN_KEYS to enable them"
+
+
+def test_admin_needs_an_admin_key_not_an_api_key(start_server) -> None:  # type: ignore[no-untyped-def]
+    with start_server(api_keys=[API_KEY], admin_keys=[ADMIN_KEY]) as server, server.client() as client:
+        missing = client.post("/api/admin/reindex")
+        assert missing.status_code == 401
+        assert missing.json()["detail"].startswith("missing admin key")
+        assert missing.headers["www-authenticate"] == "Bearer"
         wrong = client.post("/api/admin/reindex", headers={"Authorization": "Bearer 0123456789abcdef-nope"})
         assert wrong.status_code == 401
+        assert wrong.json()["detail"] == "invalid admin key"
+        api_key = client.post("/api/admin/reindex", headers={"Authorization": f"Bearer {API_KEY}"})
+        assert api_key.status_code == 403
+        assert "ASSISTANT_ADMIN_KEYS" in api_key.json()["detail"]
+        # Nor does the admin key open the API.
+        chat = client.post("/api/chat", json={"message": "Hello?"}, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+        assert chat.status_code == 401
+        admin = client.post("/api/admin/reindex", headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=300)
+        assert admin.status_code == 200
+        assert admin.json()["written"] is False  # the corpus has not changed
+
+
+def test_admin_keys_alone_leave_the_api_open(start_server) -> None:  # type: ignore[no-untyped-def]
+    with start_server(admin_keys=[ADMIN_KEY]) as server, server.client() as client:
+        assert client.post("/api/chat", json={"message": "Which partners hold a Gold label?"}).status_code == 200
+        assert client.get("/api/documents").status_code == 200
+        assert client.get("/v1/models").status_code == 200
+        assert client.post("/api/admin/reindex").status_code == 401
+        admin = client.post("/api/admin/reindex", headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=300)
+        assert admin.status_code == 200
+
+
+def test_admin_keys_are_read_and_checked_like_api_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    other = "another-admin-key-0123456789"
+    monkeypatch.setenv("ASSISTANT_ADMIN_KEYS", f"{ADMIN_KEY}, {other}")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert [k.get_secret_value() for k in settings.admin_keys] == [ADMIN_KEY, other]
+    assert ADMIN_KEY not in repr(settings)
+    with pytest.raises(ValueError, match="admin key must be at least 16 characters"):
+        Settings(_env_file=None, admin_keys=["short"])  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="give admin its own key"):
+        Settings(_env_file=None, api_keys=[API_KEY], admin_keys=[API_KEY])  # type: ignore[call-arg]
 
 
 def test_cors_only_for_configured_origins(start_server) -> None:  # type: ignore[no-untyped-def]

@@ -17,7 +17,7 @@ def _client(server: LiveServer, api_key: str = "unused") -> OpenAI:
 def test_sdk_gets_an_answer_with_citations(server: LiveServer, assistant: Assistant) -> None:
     with _client(server) as client:
         models = client.models.list()
-        assert [m.id for m in models.data] == ["assistant-extractive"]
+        assert [m.id for m in models.data] == ["assistant"]
         completion = client.chat.completions.create(
             model="assistant-extractive",
             messages=[
@@ -104,4 +104,4 @@ def test_sdk_sees_errors_with_their_message(start_server) -> None:  # type: igno
                 client.chat.completions.create(model="m", messages=[{"role": "system", "content": "Hello"}])
             with pytest.raises(openai.NotFoundError):
                 client.models.retrieve("gpt-4o")
-            assert client.models.retrieve("assistant-extractive").id == "assistant-extractive"
+            assert client.models.retrieve("assistant").id == "assistant"

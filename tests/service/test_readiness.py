@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from assistant.pipeline import Assistant
 from assistant.service.app import create_app
 from assistant.service.handlers import _unexpected_error
 from tests.conftest import FakeEmbedder
-from tests.service.conftest import API_KEY, live_server, sse_events
+from tests.service.conftest import ADMIN_KEY, API_KEY, LiveServer, live_server, sse_events
 
 
 def test_not_ready_without_an_index_then_ready_after_reindex(tmp_path: Path, corpus_copy: Path) -> None:
@@ -22,9 +23,11 @@ def test_not_ready_without_an_index_then_ready_after_reindex(tmp_path: Path, cor
         index_dir=tmp_path / "index",
         data_dir=tmp_path / "data",
         api_keys=[API_KEY],
+        admin_keys=[ADMIN_KEY],
     )
     assistant = Assistant(settings, embedder=FakeEmbedder())
     auth = {"Authorization": f"Bearer {API_KEY}"}
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
     with (
         live_server(create_app(assistant, settings), expected_5xx={503}) as server,
         server.client() as client,
@@ -46,7 +49,7 @@ def test_not_ready_without_an_index_then_ready_after_reindex(tmp_path: Path, cor
         assert [name for name, _ in events] == ["error"]
         assert json.loads(events[0][1])["status"] == 503
 
-        report = client.post("/api/admin/reindex", headers=auth, timeout=300)
+        report = client.post("/api/admin/reindex", headers=admin, timeout=300)
         assert report.status_code == 200
         assert report.json()["documents"] == 5 and report.json()["written"]
         ready = client.get("/readyz")
@@ -80,3 +83,21 @@ def test_openapi_schema_documents_the_routes(server) -> None:  # type: ignore[no
     ):
         assert path in paths
     assert "`citations`" in paths["/api/chat/stream"]["post"]["description"]
+
+
+def test_api_docs_load_their_scripts_and_styles_from_this_server(server: LiveServer) -> None:
+    # Offline (an intranet, a laptop on a train) a CDN-hosted Swagger UI leaves /docs blank.
+    kinds = {".js": "javascript", ".css": "text/css", ".png": "image/png", ".json": "application/json"}
+    with server.client() as client:
+        for page in ("/docs", "/redoc"):
+            html = client.get(page)
+            assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
+            assert "://" not in html.text, f"{page} names another host"
+            urls = re.findall(r"""(?:src|href|url|spec-url)\s*[=:]\s*["']([^"']+)["']""", html.text)
+            assert any(u.endswith(".js") for u in urls), urls
+            for url in urls:
+                assert url.startswith("/") and not url.startswith("//"), url
+                asset = client.get(url)
+                assert asset.status_code == 200, url
+                assert kinds[Path(url).suffix] in asset.headers["content-type"], url
+                assert len(asset.content) > 1000, url

@@ -14,11 +14,12 @@ from assistant.config import Settings
 from assistant.embedding import Embedder
 from assistant.pipeline import Assistant
 from assistant.service.app import create_app
-from tests.service.conftest import API_KEY, live_server
+from tests.service.conftest import ADMIN_KEY, API_KEY, live_server
 
 pytestmark = pytest.mark.slow
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 NEW_DOC = "news/2026/nordic-robotics-prize.md"
 NEW_TEXT = """# Nordic Robotics Prize 2026
 
@@ -39,7 +40,13 @@ def own_index(
     corpus_copy: Path, index_copy: Path, tmp_path: Path, real_embedder: Embedder
 ) -> Iterator[tuple[Assistant, Settings]]:
     """An assistant over a writable corpus copy and its own copy of the index."""
-    settings = Settings(corpus_dir=corpus_copy, index_dir=index_copy, data_dir=tmp_path / "data", api_keys=[API_KEY])
+    settings = Settings(
+        corpus_dir=corpus_copy,
+        index_dir=index_copy,
+        data_dir=tmp_path / "data",
+        api_keys=[API_KEY],
+        admin_keys=[ADMIN_KEY],
+    )
     yield Assistant(settings, embedder=real_embedder), settings
 
 
@@ -88,7 +95,7 @@ def test_reindex_under_load_loses_no_request(own_index: tuple[Assistant, Setting
         target.parent.mkdir(parents=True)
         target.write_text(NEW_TEXT, encoding="utf-8")
         before = len(results)
-        report = client.post("/api/admin/reindex", headers=AUTH, timeout=300)
+        report = client.post("/api/admin/reindex", headers=ADMIN, timeout=300)
         during = len(results) - before
         after = len(results)
         _wait_for(lambda: len(results) >= after + 16)  # and after it, on the new index
@@ -124,7 +131,7 @@ def test_concurrent_reindex_calls_are_serialised(own_index: tuple[Assistant, Set
 
         def reindex() -> None:
             with server.client() as client:
-                responses.append(client.post("/api/admin/reindex", headers=AUTH, json={"rebuild": False}, timeout=300))
+                responses.append(client.post("/api/admin/reindex", headers=ADMIN, json={"rebuild": False}, timeout=300))
 
         calls = [threading.Thread(target=reindex) for _ in range(3)]
         for t in calls:
