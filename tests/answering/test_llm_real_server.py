@@ -99,6 +99,7 @@ def llm_assistant(base: Settings, server: LlamaServer, embedder: Embedder, **ove
     assistant = Assistant(settings, embedder=embedder)
     answerer = assistant.engine.answerer
     assert isinstance(answerer, LLMAnswerer)
+    # No ASSISTANT_* setting carries the cap: set it on the answerer the engine built.
     answerer.max_tokens = MAX_TOKENS
     return assistant
 
