@@ -1,5 +1,15 @@
 # The README's two commands are `make run` and `make test`; everything else is what they use.
-PYTHON ?= python3.11
+
+# The interpreter of the virtual environment: the first of python3.13, python3.12, python3.11 and
+# python3 that runs, is 3.11-3.13 (pyproject.toml's requires-python) and can make a venv (Debian
+# ships ensurepip apart, in python3-venv). Being on the PATH is not enough: pyenv's shims answer
+# for versions that are installed but not selected. `make run PYTHON=/path/to/python3.12` picks one.
+PYTHON_OK := import sys, ensurepip; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	$$p -c '$(PYTHON_OK)' >/dev/null 2>&1 && { echo $$p; break; }; done)
+endif
+PYTHON_CANDIDATES := python3.13, python3.12, python3.11 and python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
@@ -29,12 +39,24 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.dev-installed
 
 $(VENV)/.installed: pyproject.toml
+	@if [ -z "$(PYTHON)" ] || ! $(PYTHON) -c '$(PYTHON_OK)' >/dev/null 2>&1; then \
+		echo "make: needs Python 3.11, 3.12 or 3.13 with its venv module, and found none" \
+			"(tried $(or $(PYTHON),$(PYTHON_CANDIDATES)))." >&2; \
+		echo "  Install one (Debian/Ubuntu: sudo apt-get install python3 python3-venv;" \
+			"or pyenv install 3.12), or name it: make run PYTHON=/path/to/python3.12" >&2; \
+		exit 1; \
+	fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# torch is pinned in pyproject.toml to the CPU build; installing it first keeps pip from
-	# ever resolving a CUDA build for another package's looser requirement.
-	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e .
+	# torch is pinned in pyproject.toml; installing its CPU build first keeps pip from ever
+	# resolving a CUDA build for another package's looser requirement. PyPI has no CPU builds of
+	# torch for Linux (its torch pulls in CUDA, gigabytes): unless the configured indexes hold
+	# one (this machine's disk does, for Python 3.11), it comes from PyTorch's own CPU index.
+	$(BIN)/python -m pip install --quiet torch==2.13.0+cpu 2>/dev/null || \
+		$(BIN)/python -m pip install --quiet torch==2.13.0+cpu --index-url https://download.pytorch.org/whl/cpu
+	# The Slack bot's extra too (slack_bolt, slack_sdk: small), so that setting the Slack tokens
+	# is all it takes to turn it on.
+	$(BIN)/python -m pip install --quiet -e '.[slack]'
 	touch $@
 
 $(VENV)/.dev-installed: $(VENV)/.installed
