@@ -21,6 +21,7 @@ import re
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from importlib import import_module
 from pathlib import Path
 from typing import Any, Protocol
@@ -322,43 +323,141 @@ def content_key(text: str) -> str:
 
 
 class EmbeddingCache:
-    """Vectors already computed, keyed by model and text hash, in one SQLite file."""
+    """Vectors already computed, keyed by model and text hash, in one SQLite file.
+
+    The file opens on first use, so that a run that stops early (no corpus folder) leaves
+    nothing behind. A cache is disposable: a file that cannot be read as one (damaged, not a
+    database, another schema) is moved aside as `<name>.corrupt-<time>`, with one warning that
+    names both, and an empty cache takes its place; its vectors are simply computed again.
+    """
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, check_same_thread=False)
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS vectors (model TEXT, key TEXT, vector BLOB, PRIMARY KEY (model, key))"
-        )
+        self._db: sqlite3.Connection | None = None
+        # The inode of the file opened: when another process has already set that file aside
+        # and started a new one, this one must not set the new one aside too.
+        self._inode: int | None = None
         self._lock = threading.Lock()
 
     def get_many(self, model: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
         """Returns the cached vectors among `keys`."""
-        found: dict[str, np.ndarray] = {}
         with self._lock:
-            for i in range(0, len(keys), 500):
-                batch = list(keys[i : i + 500])
-                marks = ",".join("?" * len(batch))
-                rows = self._db.execute(
-                    f"SELECT key, vector FROM vectors WHERE model = ? AND key IN ({marks})",  # noqa: S608
-                    [model, *batch],
-                )
-                for key, blob in rows:
-                    found[key] = np.frombuffer(blob, dtype=np.float32)
-        return found
+            try:
+                return self._select(self._connection(), model, keys)
+            except sqlite3.DatabaseError as exc:
+                if not _unreadable(exc):
+                    raise
+                self._set_aside(exc)
+                return {}  # the new cache is empty
 
     def put_many(self, model: str, items: dict[str, np.ndarray]) -> None:
         """Stores vectors."""
-        with self._lock, self._db:
-            self._db.executemany(
-                "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
-                [(model, k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in items.items()],
-            )
+        rows = [(model, k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in items.items()]
+        with self._lock:
+            try:
+                _insert(self._connection(), rows)
+            except sqlite3.DatabaseError as exc:
+                if not _unreadable(exc):
+                    raise
+                self._set_aside(exc)
+                _insert(self._connection(), rows)
 
     def close(self) -> None:
         """Closes the database."""
-        self._db.close()
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    @staticmethod
+    def _select(db: sqlite3.Connection, model: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        for i in range(0, len(keys), 500):
+            batch = list(keys[i : i + 500])
+            marks = ",".join("?" * len(batch))
+            rows = db.execute(
+                f"SELECT key, vector FROM vectors WHERE model = ? AND key IN ({marks})",  # noqa: S608
+                [model, *batch],
+            )
+            for key, blob in rows:
+                if isinstance(blob, bytes) and len(blob) % 4 == 0:  # else not a vector: computed again
+                    found[key] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self._db = self._connect()
+            except sqlite3.DatabaseError as exc:
+                if not _unreadable(exc, opening=True):
+                    raise
+                self._set_aside(exc)
+                self._db = self._connect()
+        return self._db
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            self._inode = self.path.stat().st_ino
+        except FileNotFoundError:
+            self._inode = None
+        db = sqlite3.connect(self.path, check_same_thread=False)
+        try:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS vectors (model TEXT, key TEXT, vector BLOB, PRIMARY KEY (model, key))"
+            )
+            # Reads the schema and a page: a file that is no cache of ours fails here, not mid-run.
+            db.execute("SELECT model, key, vector FROM vectors LIMIT 1").fetchall()
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        self._inode = self.path.stat().st_ino
+        return db
+
+    def _set_aside(self, exc: sqlite3.DatabaseError) -> None:
+        """Moves the unreadable cache file aside (and its journal), so that a new one starts."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        try:
+            current: int | None = self.path.stat().st_ino
+        except FileNotFoundError:
+            current = None
+        if current is None or current != self._inode:
+            return  # another process has set it aside already: the file there now is a new cache
+        stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
+        target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        if target.exists():
+            target = target.with_name(f"{target.name}-{os.getpid()}")
+        os.replace(self.path, target)
+        # A journal left beside the old file would be replayed into the new one.
+        for suffix in ("-journal", "-wal", "-shm"):
+            companion = self.path.with_name(self.path.name + suffix)
+            if companion.exists():
+                os.replace(companion, target.with_name(target.name + suffix))
+        logger.warning(
+            "the embedding cache %s is unreadable (%s): moved it to %s and started an empty cache",
+            self.path.absolute(),
+            exc,
+            target.name,
+        )
+
+
+def _insert(db: sqlite3.Connection, rows: list[tuple[str, str, bytes]]) -> None:
+    with db:
+        db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)", rows)
+
+
+def _unreadable(exc: sqlite3.DatabaseError, *, opening: bool = False) -> bool:
+    """Tells whether an SQLite error means the cache file is damaged or not a cache at all.
+
+    A busy or locked database (another process writing) is not damage. Other errors of SQL
+    (SQLITE_ERROR) count only while opening, where they mean another schema ("no such column").
+    """
+    code = getattr(exc, "sqlite_errorcode", -1) & 0xFF  # the primary code of an extended one
+    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return True
+    return opening and code == sqlite3.SQLITE_ERROR
 
 
 class CachedEmbedder:
