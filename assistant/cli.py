@@ -10,9 +10,10 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeVar
 
 import typer
 from rich.console import Console
@@ -47,6 +48,14 @@ IndexOption = Annotated[
 ]
 
 
+def flag(*names: str, help: str) -> Any:
+    """Returns a yes/no option that takes no value, shown as such in --help.
+
+    Without a metavar, typer's help prints `<bool>` beside a flag, as if it wanted a value.
+    """
+    return typer.Option(*names, help=help, metavar="")
+
+
 def _settings(**overrides: Any) -> Settings:
     from assistant.config import Settings
 
@@ -78,11 +87,11 @@ def _assistant(settings: Settings) -> Assistant:
 def index(
     corpus: CorpusOption = None,
     index: IndexOption = None,
-    rebuild: Annotated[bool, typer.Option("--rebuild", help="Re-embed every document.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    rebuild: Annotated[bool, flag("--rebuild", help="Re-embed every document.")] = False,
+    quiet: Annotated[bool, flag("--quiet", "-q", help="No progress bar (or progress lines, off a terminal).")] = False,
     ray: Annotated[
         bool,
-        typer.Option(
+        flag(
             "--ray",
             help="Read, chunk and embed with Ray Data: on the Ray cluster at ADDRESS, or on a "
             "local Ray instance started for the run. Needs pip install 'assistant\\[ray]'.",
@@ -115,12 +124,15 @@ def index(
 def build_index(
     assistant: Assistant, *, rebuild: bool = False, quiet: bool = False, ray: str | None = None
 ) -> IndexReport:
-    """Runs the indexer with a progress bar on the terminal (on Ray when `ray` is an address)."""
+    """Runs the indexer with a progress bar on the terminal, progress lines elsewhere (on Ray
+    when `ray` is an address)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     labels = {"read": "Reading documents", "embed": "Embedding chunks", "write": "Writing index"}
-    if quiet or not err.is_terminal and os.environ.get("ASSISTANT_PROGRESS") != "1":
+    if quiet:
         return assistant.index(rebuild=rebuild, ray=ray)
+    if not err.is_terminal and os.environ.get("ASSISTANT_PROGRESS") != "1":
+        return assistant.index(rebuild=rebuild, progress=ProgressLines(err), ray=ray)
     with Progress(
         TextColumn("{task.description:<20}"),
         BarColumn(),
@@ -137,6 +149,43 @@ def build_index(
             bar.update(tasks[stage], completed=done, total=max(total, 1))
 
         return assistant.index(rebuild=rebuild, progress=tick, ray=ray)
+
+
+class ProgressLines:
+    """Indexing progress -> a line at each tenth of a stage, and at least every `every_s` seconds.
+
+    For output that is no terminal (a log file, CI, a service manager), where a bar would be
+    invisible: "Embedding chunks: 3,400/12,000 (28%), 45 s". Called as the indexer's progress.
+    """
+
+    labels: ClassVar[dict[str, str]] = {"read": "Reading documents", "embed": "Embedding chunks"}
+
+    def __init__(self, console: Console, every_s: float = 15.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.console = console
+        self.every_s = every_s
+        self.clock = clock
+        self.started = clock()
+        self._last: dict[str, tuple[int, int, float]] = {}  # stage -> (done, tenth, time) of its last line
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        """Prints a line for this step of `stage` when it has moved on enough since the last one."""
+        now = self.clock()
+        tenth = 10 * done // total if total > 0 else 10
+        last = self._last.get(stage)
+        if last is not None:
+            last_done, last_tenth, last_time = last
+            moved = tenth > last_tenth or (done >= total and last_done < total) or now - last_time >= self.every_s
+            if done == last_done or not moved:
+                return
+        self._last[stage] = (done, tenth, now)
+        elapsed = f"{now - self.started:,.0f} s"
+        if stage == "write":
+            if done == 0:  # the report line says when it is done
+                self.console.print(f"Writing the index, {elapsed}", highlight=False)
+            return
+        percent = 100 * done // total if total > 0 else 100
+        label = self.labels.get(stage, stage)
+        self.console.print(f"{label}: {done:,}/{total:,} ({percent}%), {elapsed}", highlight=False)
 
 
 def _print_report(report: IndexReport) -> None:
@@ -169,7 +218,7 @@ def ask(
     question: Annotated[str, typer.Argument(help="The question, in quotes.")],
     index: IndexOption = None,
     k: Annotated[int | None, typer.Option("--k", min=1, max=100, help="Passages to retrieve.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")] = False,
+    as_json: Annotated[bool, flag("--json", help="Print the answer as JSON.")] = False,
 ) -> None:
     """Answer one question from the index, with numbered sources."""
 
@@ -359,13 +408,13 @@ def bench(
         Path | None, typer.Option("--gold", help="Questions for ask/chat (default: eval/gold.jsonl).")
     ] = None,
     runs: Annotated[int, typer.Option("--runs", min=1, help="Runs per figure (median, min, max).")] = 5,
-    quick: Annotated[bool, typer.Option("--quick", help="Skip the slow parts: 1M vectors, peers.")] = False,
+    quick: Annotated[bool, flag("--quick", help="Skip the slow parts: 1M vectors, peers.")] = False,
     only: Annotated[
         list[str] | None,
         typer.Option("--only", help="Run only this section (repeatable): index, ask, chat, ann, peers."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-    markdown: Annotated[bool, typer.Option("--markdown", help="Print Markdown tables (for the README).")] = False,
+    as_json: Annotated[bool, flag("--json", help="Print the report as JSON.")] = False,
+    markdown: Annotated[bool, flag("--markdown", help="Print Markdown tables (for the README).")] = False,
     ann_sizes: Annotated[
         list[int] | None,
         typer.Option("--ann-size", min=1000, help="Synthetic chunk counts for ann (repeatable; default 100k and 1M)."),

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 REBUILD_HINT = "run `assistant index --rebuild`"
@@ -42,7 +43,11 @@ class IndexNotFoundError(AssistantError):
     """There is no index where one was expected."""
 
     def __init__(self, index_dir: Path) -> None:
-        super().__init__(f"no index in {index_dir}: run `assistant index` first")
+        # The absolute path: "no index in index" does not say where it looked from.
+        super().__init__(
+            f"no index in {os.path.abspath(index_dir)}: run `assistant index` first, or set "
+            "ASSISTANT_INDEX_DIR (or --index) to the folder of an existing index"
+        )
         self.index_dir = index_dir
 
 

@@ -13,6 +13,7 @@ indexer gets the same records back in corpus order and writes the same version.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -212,6 +213,13 @@ class Indexer:
         started = time.perf_counter()
         report = IndexReport()
         tick = progress or (lambda stage, done, total: None)
+        if not self.corpus_dir.is_dir():
+            # Before the lock, which creates the index folder: a wrong folder leaves nothing behind.
+            raise CorpusError(
+                f"the corpus folder {os.path.abspath(self.corpus_dir)} does not exist: create it and put "
+                "documents in it, or point ASSISTANT_CORPUS_DIR (or --corpus) at your documents",
+                self.corpus_dir,
+            )
         with write_lock(self.index_dir):
             files, report.skipped = scan_corpus(self.corpus_dir)
             if not files:

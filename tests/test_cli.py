@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from tests.conftest import CORPUS
 
 
 def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, **(env or {})}
+    # As a user's shell would have it: no folder settings unless the test gives them.
+    inherited = {k: v for k, v in os.environ.items() if k not in {"ASSISTANT_INDEX_DIR", "ASSISTANT_CORPUS_DIR"}}
+    full_env = {**inherited, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "assistant.cli", *args],
         capture_output=True,
@@ -114,3 +119,81 @@ def test_eval_on_a_fresh_clone_indexes_the_configured_corpus_first(tmp_path: Pat
     # An index named explicitly is never built behind the user's back.
     missing = run(*args, "--index", str(tmp_path / "elsewhere"), env=env)
     assert missing.returncode == 1 and "run `assistant index` first" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "flags"),
+    [("index", ["--rebuild", "--quiet", "--ray"]), ("ask", ["--json"]), ("bench", ["--quick", "--json", "--markdown"])],
+)
+def test_flags_read_as_flags_in_help(command: str, flags: list[str]) -> None:
+    done = run(command, "--help", env={"COLUMNS": "150"})
+    assert done.returncode == 0, done.stderr
+    for flag in flags:
+        (line,) = [line for line in done.stdout.splitlines() if line.lstrip("│ ").startswith(f"{flag} ")]
+        assert "<bool>" not in line, line  # as if it wanted a value: `--json <bool>`
+
+
+def test_ask_outside_the_project_folder_says_where_it_looked(tmp_path: Path) -> None:
+    done = run("ask", "Anything?", cwd=tmp_path)
+    assert done.returncode == 1
+    (line,) = done.stderr.strip().splitlines()
+    assert f"no index in {tmp_path / 'index'}:" in line
+    assert "run `assistant index` first" in line and "ASSISTANT_INDEX_DIR" in line and "--index" in line
+
+
+def test_index_without_a_corpus_folder_creates_nothing(tmp_path: Path) -> None:
+    done = run("index", cwd=tmp_path)  # the defaults: ./corpus, ./index
+    assert done.returncode == 1
+    (line,) = done.stderr.strip().splitlines()
+    assert f"the corpus folder {tmp_path / 'corpus'} does not exist" in line
+    assert "ASSISTANT_CORPUS_DIR" in line and "--corpus" in line
+    assert list(tmp_path.iterdir()) == []
+    named = run("index", "--corpus", str(tmp_path / "docs"), "--index", str(tmp_path / "idx"))
+    assert named.returncode == 1 and str(tmp_path / "docs") in named.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_index_prints_progress_lines_when_not_on_a_terminal(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in ("metaindustry4-third-birthday.txt", "florence-industrial-modernisation-workshop.txt"):
+        shutil.copy(CORPUS / name, corpus / name)
+    env = {"ASSISTANT_CORPUS_DIR": str(corpus), "ASSISTANT_INDEX_DIR": str(tmp_path / "index")}
+    done = run("index", env={**env, "ASSISTANT_PROGRESS": ""})  # stderr is a pipe here
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[0].startswith("Reading documents: 0/2 (0%), ")
+    assert any(line.startswith("Reading documents: 2/2 (100%), ") for line in lines)
+    chunks = json.loads((tmp_path / "index" / "current" / "manifest.json").read_text())["chunks"]
+    assert any(line.startswith(f"Embedding chunks: {chunks}/{chunks} (100%), ") for line in lines)
+    assert any(line.startswith("Writing the index, ") for line in lines)
+    assert all(line.endswith(" s") for line in lines), lines
+    quiet = run("index", "--quiet", "--rebuild", env=env)
+    assert quiet.returncode == 0 and quiet.stderr.startswith("Full rebuild")
+
+
+def test_progress_lines_come_at_each_tenth_or_after_a_quiet_while() -> None:
+    from assistant.cli import ProgressLines
+
+    now = [0.0]
+    buffer = io.StringIO()
+    lines = ProgressLines(Console(file=buffer, width=200), every_s=15.0, clock=lambda: now[0])
+    for done in range(0, 1001, 10):  # 101 steps in 10 s: one line per tenth
+        now[0] = done / 100
+        lines("embed", done, 1000)
+    lines("embed", 1000, 1000)  # a repeated last step prints nothing
+    printed = buffer.getvalue().splitlines()
+    assert printed[0] == "Embedding chunks: 0/1,000 (0%), 0 s"
+    assert printed[-1] == "Embedding chunks: 1,000/1,000 (100%), 10 s"
+    assert [line.split(" (")[1].split(")")[0] for line in printed] == [f"{p}%" for p in range(0, 101, 10)]
+    buffer.truncate(0)
+    buffer.seek(0)
+    # A slow stage (one big file): a line every 15 s even within one tenth.
+    for step in range(0, 5):
+        now[0] = 100 + 5 * step
+        lines("read", step, 1000)
+    assert buffer.getvalue().splitlines() == [
+        "Reading documents: 0/1,000 (0%), 100 s",
+        "Reading documents: 3/1,000 (0%), 115 s",
+    ]
