@@ -6,6 +6,8 @@ Routers: `admin` (/healthz, /readyz, /api/admin/reindex), `chat` (/api/chat ...)
 (/api/documents ...), `openai_compat` (/v1 ...), `source_page` (/source/..., the readable page
 Slack answers link to). The API docs (/docs, /redoc) load Swagger UI
 and ReDoc from files of the fastapi-offline package, served here: no CDN, so they work offline.
+ReDoc's page is our own, with a Content-Security-Policy that keeps its "API docs by Redocly"
+logo (an image on Redocly's CDN that no ReDoc option hides) from being fetched.
 Two seams for later pieces:
 
 - the chat widget: files in `assistant/service/static/` are served, `index.html` at `/` (the
@@ -25,8 +27,9 @@ import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI, HTTPException
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.openapi.docs import get_redoc_html
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
@@ -44,6 +47,11 @@ logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
 SLACK_MODULE = "assistant.service.slack"
+OFFLINE_DOCS_URL = "/static-offline-docs"  # where fastapi-offline serves Swagger UI's and ReDoc's files
+# ReDoc may load from this service only. It styles with inline <style> elements, runs its search
+# in a worker made from a blob: URL and draws icons from data: URLs; anything elsewhere (its logo
+# on cdn.redoc.ly) the browser blocks without sending a request.
+REDOC_POLICY = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; worker-src 'self' blob:"
 
 
 def create_app(assistant: Assistant, settings: Settings, *, update_index: bool = False) -> FastAPI:
@@ -87,10 +95,13 @@ def create_app(assistant: Assistant, settings: Settings, *, update_index: bool =
         title="assistant",
         summary="Answers questions from an organisation's documents, with citations you can check.",
         lifespan=lifespan,
+        static_url=OFFLINE_DOCS_URL,
+        redoc_url=None,  # our own page below
         # Swagger UI would send the schema's address to validator.swagger.io for a badge.
         swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.context = context
+    _add_redoc(app)
     install_error_handlers(app)
     # Added last = outermost: CORS headers go on every response, 413s included.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
@@ -101,6 +112,23 @@ def create_app(assistant: Assistant, settings: Settings, *, update_index: bool =
         app.include_router(_slack_router(context))
     _mount_static(app, STATIC_DIR)
     return app
+
+
+def _add_redoc(app: FastAPI) -> None:
+    """Serves ReDoc at /redoc from fastapi-offline's copy, barred from loading anything elsewhere."""
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        page = get_redoc_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{root}{OFFLINE_DOCS_URL}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{OFFLINE_DOCS_URL}/favicon.png",
+            with_google_fonts=False,
+        )
+        page.headers["Content-Security-Policy"] = REDOC_POLICY
+        return page
 
 
 def _check_watchable(corpus_dir: Path) -> None:

@@ -29,4 +29,8 @@ def test_docs_render_without_the_internet(service: Service, page: Any) -> None:
     expect(page.locator(".opblock-summary-path", has_text="/v1/chat/completions")).to_be_visible()
     page.goto(f"{service.url}/redoc")
     expect(page.get_by_text("/api/chat/stream").first).to_be_attached()
+    # The side menu ends in "API docs by Redocly", whose logo lives on Redocly's CDN and is asked
+    # for by a React effect just after the menu renders: wait for the menu, then a moment more.
+    expect(page.get_by_role("link", name="API docs by Redocly")).to_be_attached()
+    page.wait_for_timeout(1000)
     assert elsewhere == []
