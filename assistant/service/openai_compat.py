@@ -7,7 +7,9 @@
 The last user message is the question; the user and assistant messages before it are the
 history (system messages are ignored). Any model name is accepted. Citations travel twice:
 in the message text, as [n] markers followed by a "Sources:" list, and as structured
-`citations` on the response, on its message, and on the final stream chunk. Streams are
+`citations` on the response, on its message, and on the final stream chunk. With
+ASSISTANT_PUBLIC_URL set, each source in the list links to its readable source page, signed like
+the Slack bot's links (links.py), so that a person can open it without an API key. Streams are
 `data: {chunk}` lines ending with `data: [DONE]`; an error after the stream started, whatever
 it is, is sent as `data: {"error": {...}}` (which the OpenAI SDK raises as APIError) before
 `[DONE]`.
@@ -21,7 +23,6 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.sse import EventSourceResponse, format_sse_event
@@ -30,6 +31,7 @@ from assistant.errors import AssistantError, NotFoundError, QuestionError
 from assistant.records import Answer, Citation, Turn
 from assistant.service.context import Context, ServiceContext, finished, log_answer
 from assistant.service.handlers import error_body, status_for, unexpected_error_detail
+from assistant.service.links import LinkSigner, source_url
 from assistant.service.models import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -83,18 +85,26 @@ def _without_sources(text: str) -> str:
     return head
 
 
-def sources_text(citations: Sequence[Citation], public_url: str | None) -> str:
-    """Renders the citations as the "Sources:" list that follows an answer's text."""
+def sources_text(citations: Sequence[Citation], public_url: str | None, signer: LinkSigner | None = None) -> str:
+    """Renders the citations as the "Sources:" list that follows an answer's text.
+
+    With a `public_url` each source ends in a link to its readable source page, signed by
+    `signer`: the list is read by people in a chat client, who hold no API key for /api.
+    """
     lines = [SOURCES_HEADING]
     for c in citations:
         where = f" › {c.section}" if c.section else ""
         page = f", page {c.page}" if c.page else ""
         line = f"[{c.n}] {c.title}{where}{page} ({c.doc}:{c.start}-{c.end})"
         if public_url:
-            base = public_url.rstrip("/")
-            line += f" {base}/api/documents/{quote(c.doc)}?start={c.start}&end={c.end}"
+            line += " " + source_url(public_url, c.doc, c.start, c.end, signer)
         lines.append(line)
     return "\n".join(lines)
+
+
+def _sources(citations: Sequence[Citation], context: ServiceContext) -> str:
+    settings = context.settings
+    return sources_text(citations, settings.public_url, LinkSigner.from_settings(settings))
 
 
 def _usage(request: CompletionInput, content: str) -> Usage:
@@ -124,7 +134,7 @@ def chat_completions(
     log_answer("openai", request.question, answer, started)
     content = answer.text
     if answer.citations:
-        content += "\n\n" + sources_text(answer.citations, context.settings.public_url)
+        content += "\n\n" + _sources(answer.citations, context)
     citations = citations_out(answer.citations)
     completion = ChatCompletion(
         id=completion_id,
@@ -177,7 +187,7 @@ def _stream(
         return
     log_answer("openai_stream", request.question, answer, started)
     if answer.citations:
-        sources = "\n\n" + sources_text(answer.citations, context.settings.public_url)
+        sources = "\n\n" + _sources(answer.citations, context)
         content.append(sources)
         yield chunk(choices=[ChunkChoice(delta=ChunkDelta(content=sources))])
     yield chunk(

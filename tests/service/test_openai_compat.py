@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import html
+from typing import Any
+from urllib.parse import urlsplit
+
 import openai
 import pytest
 from openai import OpenAI
@@ -9,9 +13,29 @@ from openai import OpenAI
 from assistant.pipeline import Assistant
 from tests.service.conftest import API_KEY, LiveServer
 
+# Where people reach the service: behind a proxy that serves it under /help.
+PUBLIC_URL = "https://intranet.example.org/help"
+LINK_SECRET = "a-link-secret-0123456789abcdef"
+
 
 def _client(server: LiveServer, api_key: str = "unused") -> OpenAI:
     return OpenAI(base_url=f"{server.url}/v1", api_key=api_key, max_retries=0, timeout=60)
+
+
+def _assert_source_links_open(server: LiveServer, content: str, citations: list[dict[str, Any]]) -> None:
+    """Opens the link of each source in an answer's Sources list, as a person would, and checks its page."""
+    _, _, sources = content.partition("\n\nSources:\n")
+    links = [line.rsplit(" ", 1)[-1] for line in sources.splitlines()]
+    assert citations and len(links) == len(citations)
+    # No Authorization header: the person reading the answer in a chat client has no API key.
+    with server.client() as browser:
+        for link, citation in zip(links, citations, strict=True):
+            assert link.startswith(f"{PUBLIC_URL}/source/"), link
+            url = urlsplit(link)
+            page = browser.get(f"{url.path.removeprefix('/help')}?{url.query}")  # the proxy drops /help
+            assert page.status_code == 200, page.text
+            assert page.headers["content-type"].startswith("text/html")
+            assert f"<mark>{html.escape(citation['quote'])}</mark>" in page.text
 
 
 def test_sdk_gets_an_answer_with_citations(server: LiveServer, assistant: Assistant) -> None:
@@ -105,3 +129,17 @@ def test_sdk_sees_errors_with_their_message(start_server) -> None:  # type: igno
             with pytest.raises(openai.NotFoundError):
                 client.models.retrieve("gpt-4o")
             assert client.models.retrieve("assistant").id == "assistant"
+
+
+def test_sources_link_to_readable_pages_that_open_without_an_api_key(start_server) -> None:  # type: ignore[no-untyped-def]
+    # With API keys set, a link to /api/documents would answer the reader with 401.
+    question = [{"role": "user", "content": "Which partners hold a Gold label?"}]
+    with start_server(api_keys=[API_KEY], public_url=PUBLIC_URL, link_secret=LINK_SECRET) as server:
+        with _client(server, api_key=API_KEY) as client:
+            completion = client.chat.completions.create(model="assistant", messages=question)
+            chunks = list(client.chat.completions.create(model="assistant", messages=question, stream=True))
+        message = completion.choices[0].message
+        _assert_source_links_open(server, message.content, message.model_extra["citations"])
+        streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        final = next(c for c in chunks if c.choices and c.choices[0].finish_reason == "stop")
+        _assert_source_links_open(server, streamed, final.model_extra["citations"])
