@@ -235,7 +235,9 @@ class SlackBot:
 
     def acknowledge_command(self, ack: Ack, command: dict[str, Any]) -> None:
         """Acknowledges /ask at once: a usage hint without a question, else a short notice."""
-        question = (command.get("text") or "").strip()
+        # Read as answer_command reads it: text with nothing visible gets the hint, not a
+        # "Looking in the documents" that no answer would follow.
+        question = question_from_slack(command.get("text") or "")
         if not question:
             ack(response_type="ephemeral", text=USAGE)
             return

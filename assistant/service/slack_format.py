@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from assistant.records import Answer, Citation
 from assistant.service.links import LinkSigner, source_url
+from assistant.text import visible_text
 
 SECTION_CHARS = 3000  # Slack's limit for a section's text
 CONTEXT_CHARS = 3000  # and for a context element's text
@@ -76,11 +77,12 @@ class SlackMessage:
 
 
 def question_from_slack(text: str, bot_user_id: str | None = None) -> str:
-    """Turns a Slack message's text into a plain question: mentions and markup removed.
+    """Turns a Slack message's text into a plain question: mentions, markup and invisibles removed.
 
     The bot's own mention goes (any leading mention when the bot's id is unknown); other
     people's mentions keep their label if Slack sent one; links keep their label or URL;
-    Slack's &amp; &lt; &gt; escapes are undone.
+    Slack's &amp; &lt; &gt; escapes are undone. NUL, zero-width and other characters no one
+    sees go too, so that a mention followed by nothing readable is "" like a bare mention.
     """
     if bot_user_id:
         text = re.sub(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>", " ", text)
@@ -91,7 +93,8 @@ def question_from_slack(text: str, bot_user_id: str | None = None) -> str:
     text = _SPECIAL_MENTION.sub(lambda m: m.group(2) or " ", text)
     text = _LINK.sub(lambda m: m.group(2) or m.group(1), text)
     text = html.unescape(text)
-    return " ".join(text.split())
+    # Last: a zero-width joiner that stood between two mentions is at an edge only now.
+    return " ".join(visible_text(text).split())
 
 
 # -- outgoing text ------------------------------------------------------------------------

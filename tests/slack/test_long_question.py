@@ -1,11 +1,12 @@
-"""The Slack bot answers a long pasted question, and says only that a question of nothing is empty."""
+"""The Slack bot answers a long pasted question, and takes a question of invisible characters for none."""
 
 from __future__ import annotations
 
 import json
 
 from assistant.pipeline import Assistant
-from tests.service.test_long_and_odd_questions import EMPTY, LONG_QUESTION
+from assistant.service.slack import USAGE
+from tests.service.test_long_and_odd_questions import LONG_QUESTION
 from tests.slack.conftest import BOT_USER, POST_MESSAGE, SlackService
 
 
@@ -34,9 +35,9 @@ def test_a_mention_with_a_long_pasted_question_is_answered(slack: SlackService, 
     assert exchange.answer.content == assistant.ask(LONG_QUESTION).text
 
 
-def test_a_slash_command_of_zero_width_characters_is_the_empty_question(slack: SlackService) -> None:
-    slack.command("\u200b\u2060\ufeff", slack.fake.response_url("invisible"))
-    (call,) = slack.fake.expect(1)
-    assert call.path == "/response/invisible"
-    assert EMPTY in call.body["text"]
-    assert "Something went wrong" not in call.body["text"]
+def test_a_slash_command_of_zero_width_characters_gets_the_usage_hint(slack: SlackService) -> None:
+    # As an empty /ask: how to use the command at once, and no answer (nor error) afterwards.
+    response = slack.command("\u200b\u2060\ufeff", slack.fake.response_url("invisible"))
+    assert response.status_code == 200
+    assert response.json()["text"] == USAGE
+    assert slack.fake.expect(0) == []

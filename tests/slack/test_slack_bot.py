@@ -174,12 +174,23 @@ def test_a_question_outside_the_documents_gets_the_not_found_look(slack: SlackSe
     assert set(_buttons(_blocks(call))) == {"feedback_up", "feedback_down"}
 
 
-def test_a_mention_without_a_question_gets_a_hint(slack: SlackService) -> None:
+# Nothing to read: what remains is empty, NUL, or zero-width and other invisible characters.
+INVISIBLE = {
+    "nothing": "",
+    "zero-width space": " \u200b ",
+    "NUL": "\x00",
+    "BOM and word joiner": "\ufeff\u2060\u200b",
+    "joiners": "\u200d \u200c",
+}
+
+
+@pytest.mark.parametrize("after", INVISIBLE.values(), ids=INVISIBLE.keys())
+def test_a_mention_without_a_question_gets_a_hint(slack: SlackService, after: str) -> None:
     slack.event(
         {
             "type": "app_mention",
             "user": "U0ALICE",
-            "text": f"<@{BOT_USER}>",
+            "text": f"<@{BOT_USER}>{after}",
             "ts": "1700000300.000100",
             "channel": "C0CHAN",
         },
@@ -378,8 +389,9 @@ def test_slash_command_answers_privately_and_posts_to_the_channel_on_request(
     assert not [c for c in slack.fake.calls if c.path == POST_MESSAGE]
 
 
-def test_empty_slash_command_shows_how_to_use_it(slack: SlackService) -> None:
-    response = slack.command("  ", slack.fake.response_url("command"))
+@pytest.mark.parametrize("text", ["  ", *INVISIBLE.values()], ids=["spaces", *INVISIBLE])
+def test_empty_slash_command_shows_how_to_use_it(slack: SlackService, text: str) -> None:
+    response = slack.command(text, slack.fake.response_url("command"))
     assert response.status_code == 200
     assert "/ask Which partners hold a Gold label?" in response.json()["text"]
     assert slack.fake.expect(0) == []

@@ -179,6 +179,19 @@ def test_question_from_slack_strips_the_bot_and_markup() -> None:
     assert question_from_slack("<@U0BOT|assistant>", "U0BOT") == ""
 
 
+def test_question_from_slack_drops_what_no_one_sees() -> None:
+    # Nothing readable after the mention: no question, as with the mention alone.
+    assert question_from_slack("<@U0BOT> \u200b\x00\ufeff", "U0BOT") == ""
+    assert question_from_slack("\u200d<@U0BOT> \u200d <@U0BOT>\u2060", "U0BOT") == ""
+    assert question_from_slack("<@U0BOT> Which\x00 partners\u200b hold a Gold label?", "U0BOT") == (
+        "Which partners hold a Gold label?"
+    )
+    # The joiner inside an emoji sequence is part of what people see.
+    assert question_from_slack("<@U0BOT> Who is the \U0001f469\u200d\U0001f4bb here?", "U0BOT") == (
+        "Who is the \U0001f469\u200d\U0001f4bb here?"
+    )
+
+
 def test_notices_are_escaped_and_short() -> None:
     message = notice_message("x < y" * 2000)
     assert len(message.blocks[0]["text"]["text"]) <= SECTION_CHARS
