@@ -1,0 +1,99 @@
+"""The reader: its input layout, its span decoding, its calibration check, the shipped model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tokenizers import Tokenizer
+
+from assistant.answering.reader import (
+    CALIBRATION_FILE,
+    MAX_TOKENS,
+    SHIPPED_READER,
+    Candidate,
+    Reader,
+    best_span,
+    encode,
+    sha256_of,
+)
+from assistant.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> Tokenizer:
+    loaded = Tokenizer.from_file(str(SHIPPED_READER / "tokenizer.json"))
+    loaded.no_truncation()
+    loaded.no_padding()
+    return loaded
+
+
+def test_the_layout_is_question_sentence_then_context(tokenizer: Tokenizer) -> None:
+    candidate = Candidate("Plastipolis will coordinate it.", heading="Plastipolis", previous="A new initiative.")
+    item = encode(tokenizer, "Who coordinates the initiative?", candidate)
+    tokens = [tokenizer.id_to_token(i) for i in item.ids]
+    assert tokens[0] == "[CLS]" and tokens.count("[SEP]") == 3 and tokens[-1] == "[SEP]"
+    first_sep = tokens.index("[SEP]")
+    assert item.sentence_first == first_sep + 1
+    assert item.type_ids == [0] * (first_sep + 1) + [1] * (len(tokens) - first_sep - 1)
+    # The sentence's offsets point back into the sentence's own text.
+    words = [candidate.sentence[s:e] for s, e in item.sentence_offsets]
+    assert words[0].lower() == "plastipolis"[: len(words[0])] and words[-1] == "."
+
+
+def test_a_long_sentence_is_cut_to_the_window_and_its_context_goes_first(tokenizer: Tokenizer) -> None:
+    long = " ".join(["word"] * 400) + "."
+    item = encode(tokenizer, "What is it?", Candidate(long, heading="Heading", previous="Before it."))
+    assert len(item.ids) == MAX_TOKENS
+    context = item.ids[item.sentence_first + len(item.sentence_offsets) + 1 : -1]
+    assert context == []
+
+
+def test_the_best_span_lies_inside_the_sentence_and_starts_before_it_ends(tokenizer: Tokenizer) -> None:
+    item = encode(tokenizer, "Who?", Candidate("Anna and Bert met Carl in Paris."))
+    n = len(item.ids)
+    start, end = np.full(n, -5.0), np.full(n, -5.0)
+    start[0] = end[0] = 50.0  # [CLS] is not in the sentence: never chosen
+    first = item.sentence_first
+    start[first + 4], end[first + 3] = 8.0, 9.0  # end before start: not allowed
+    end[first + 5] = 7.0
+    s, e, p = best_span(start, end, item)
+    assert (s, e) == (4, 5) and 0 < p <= 1
+
+
+def test_a_model_the_calibration_was_not_fitted_for_is_refused(tmp_path: Path) -> None:
+    for name in ("reader-int8.onnx", "tokenizer.json", CALIBRATION_FILE):
+        shutil.copyfile(SHIPPED_READER / name, tmp_path / name)
+    Reader(tmp_path)  # an exact copy loads
+    data = json.loads((tmp_path / CALIBRATION_FILE).read_text())
+    data["model_sha256"] = "0" * 64
+    (tmp_path / CALIBRATION_FILE).write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match="recalibrate"):
+        Reader(tmp_path)
+
+
+def test_the_shipped_reader_matches_its_model_card() -> None:
+    card = (SHIPPED_READER / "MODEL_CARD.md").read_text(encoding="utf-8")
+    model = SHIPPED_READER / "reader-int8.onnx"
+    assert sha256_of(model) in card
+    assert model.stat().st_size < 30e6
+    assert "CC BY-SA 4.0" in card and "SQuAD" in card
+
+
+def test_the_shipped_reader_tells_an_answer_from_a_lookalike() -> None:
+    reader = Reader()
+    question = "In which year was the Hanseatic League founded?"
+    answer, lookalike, unrelated = reader.read(
+        question,
+        [
+            Candidate("The league was founded in 1356 in Lübeck.", heading="Hanseatic League"),
+            Candidate("The Hanseatic League was a confederation of merchant guilds.", heading="Hanseatic League"),
+            Candidate("Grain prices rose sharply during the winter.", heading="Hanseatic League"),
+        ],
+    )
+    assert answer.p_answer > max(lookalike.p_answer, unrelated.p_answer)
+    assert answer.p_answer >= reader.calibration.answer_threshold
+    assert answer.span("The league was founded in 1356 in Lübeck.") in {"1356", "in 1356", "1356 in Lübeck"}

@@ -1,0 +1,85 @@
+"""The training command on a tiny SQuAD: it trains, checkpoints, resumes and ships a model."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from assistant.answering.reader import CALIBRATION_FILE, MODEL_FILE, Candidate, Reader
+from assistant.training import reader_trainer, squad
+
+pytest.importorskip("torch", reason="training needs the train extra (torch)")
+
+CONTEXT = (
+    "The Hanseatic League was a commercial confederation of merchant guilds. "
+    "It was founded in 1356 in Lübeck. "
+    "Its members traded timber, furs and grain across the Baltic Sea."
+)
+
+
+def _write_squad(folder: Path) -> None:
+    def article(title: str, n: int) -> dict:  # type: ignore[type-arg]
+        qas = [
+            {
+                "id": f"{title}-1",
+                "question": "When was the league founded?",
+                "answers": [{"text": "1356", "answer_start": CONTEXT.find("1356")}],
+            },
+            {
+                "id": f"{title}-2",
+                "question": "What did the members trade?",
+                "answers": [{"text": "timber", "answer_start": CONTEXT.find("timber")}],
+            },
+            {"id": f"{title}-3", "question": "Who dissolved the league?", "is_impossible": True, "answers": []},
+        ]
+        return {"title": f"{title}_{n}", "paragraphs": [{"context": CONTEXT, "qas": qas}]}
+
+    for name, count in ((squad.SQUAD11, 3), (squad.SQUAD20, 3)):
+        with gzip.open(folder / name, "wt", encoding="utf-8") as handle:
+            json.dump({"data": [article(name[:7], n) for n in range(count)]}, handle)
+
+
+@pytest.mark.slow
+def test_training_checkpoints_resumes_and_ships_a_loadable_reader(tmp_path: Path) -> None:
+    data = tmp_path / "squad"
+    data.mkdir()
+    _write_squad(data)
+    out = tmp_path / "reader"
+    config = reader_trainer.TrainingConfig(
+        squad11_questions=9,
+        validation_articles=1,
+        batch_size=4,
+        checkpoint_every=1,
+        validate_every=2,
+        quick_validation=2,
+        threads=1,
+    )
+    result = reader_trainer.train(data, out, config)
+
+    log = [json.loads(line) for line in (out / reader_trainer.LOG).read_text().splitlines()]
+    assert any("validation_quick" in entry for entry in log)
+    assert (out / "training" / reader_trainer.CHECKPOINT).is_file()
+    shipped = json.loads((out / reader_trainer.TRAINING_FILE).read_text())
+    assert shipped["sha256"] == result["sha256"]
+    assert set(result["validation"]) >= {"sentence_accuracy", "answerability_auc", "span_f1"}
+
+    reader = Reader(out)  # loads without torch's help: ONNX, tokenizer, calibration
+    verdicts = reader.read("When was the league founded?", [Candidate("It was founded in 1356 in Lübeck.")])
+    assert 0.0 <= verdicts[0].p_answer <= 1.0
+    assert json.loads((out / CALIBRATION_FILE).read_text())["model_sha256"] == result["sha256"]
+
+    # Started again on the same folder, it resumes from the last checkpoint (the end) and only
+    # ships again: the same weights, so the same model file.
+    before = (out / MODEL_FILE).read_bytes()
+    again = reader_trainer.train(data, out, config)
+    assert again["sha256"] == result["sha256"]
+    assert (out / MODEL_FILE).read_bytes() == before
+
+    # Other settings on the same folder are refused rather than mixed into one model.
+    with pytest.raises(SystemExit, match="other settings"):
+        reader_trainer.train(
+            data, out, reader_trainer.TrainingConfig(squad11_questions=8, validation_articles=1, batch_size=4)
+        )

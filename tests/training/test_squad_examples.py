@@ -1,0 +1,120 @@
+"""SQuAD articles -> reader training examples: positives with spans, hard negatives, swaps."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+from pathlib import Path
+
+from assistant.training import squad
+
+PARAGRAPH = (
+    "The Hanseatic League was a commercial confederation of merchant guilds. "
+    "It was founded in 1356 in Lübeck. "
+    "Its members traded timber, furs and grain across the Baltic Sea. "
+    "The league declined after 1450."
+)
+OTHER = "Bergen was an important outpost of the league. Its Kontor closed in 1754."
+
+
+def _article(title: str, context: str, qas: list[dict]) -> dict:  # type: ignore[type-arg]
+    return {"title": title, "paragraphs": [{"context": context, "qas": qas}]}
+
+
+def _qa(qid: str, question: str, answer: str | None) -> dict:  # type: ignore[type-arg]
+    if answer is None:
+        return {"id": qid, "question": question, "is_impossible": True, "answers": []}
+    return {"id": qid, "question": question, "answers": [{"text": answer, "answer_start": PARAGRAPH.find(answer)}]}
+
+
+def _questions() -> list[squad.Question]:
+    article = _article(
+        "Hanseatic_League",
+        PARAGRAPH,
+        [
+            _qa("q1", "When was the Hanseatic League founded?", "1356"),
+            _qa("q2", "What did the members of the Hanseatic League trade?", "timber, furs and grain"),
+            _qa("q3", "When was the Hanseatic League dissolved by Napoleon?", None),
+        ],
+    )
+    return list(squad.questions([article]))
+
+
+def test_the_answer_sentence_is_the_positive_with_the_answer_span_inside_it() -> None:
+    q1 = _questions()[0]
+    index, (start, end) = squad.answer_sentence(q1) or (None, (0, 0))
+    sentence = q1.paragraph.sentences[index][2]  # type: ignore[index]
+    assert sentence == "It was founded in 1356 in Lübeck."
+    assert sentence[start:end] == "1356"
+
+
+def test_a_question_gets_its_positive_and_hard_negatives_from_its_own_paragraph() -> None:
+    q2 = _questions()[1]
+    examples = squad.examples_for(q2, negatives=2, rng=random.Random(0))
+    positives = [e for e in examples if e.label == 1]
+    negatives = [e for e in examples if e.label == 0]
+    assert len(positives) == 1 and len(negatives) == 2
+    assert "timber" in positives[0].candidate.sentence
+    # The context the reader sees: the heading and the sentence before.
+    assert positives[0].candidate.heading == "Hanseatic League"
+    assert positives[0].candidate.previous == "It was founded in 1356 in Lübeck."
+    assert all("timber" not in e.candidate.sentence for e in negatives)
+
+
+def test_an_unanswerable_question_makes_only_negatives() -> None:
+    q3 = _questions()[2]
+    examples = squad.examples_for(q3, negatives=2, rng=random.Random(0))
+    assert examples and all(e.label == 0 and e.span is None for e in examples)
+
+
+def test_a_swapped_name_turns_the_answer_sentence_into_a_negative() -> None:
+    q1 = _questions()[0]
+    example = squad.swapped(q1, names=["Bergen", "Hanseatic League"], numbers=[], rng=random.Random(0))
+    # "Lübeck" is not in the question; "Hanseatic League" is, but not in the answer sentence:
+    # nothing in the question that the sentence states can be swapped.
+    assert example is None
+    q = squad.Question(
+        "q4", "What was founded in 1356 in Lübeck?", q1.paragraph, ((PARAGRAPH.find("It"), "It"),), "Hanseatic_League"
+    )
+    swapped = squad.swapped(q, names=["Bergen", "Lübeck"], numbers=["1356", "1754"], rng=random.Random(1))
+    assert swapped is not None and swapped.label == 0
+    assert swapped.question != q.text and ("Bergen" in swapped.question or "1754" in swapped.question)
+    assert swapped.candidate.sentence == "It was founded in 1356 in Lübeck."
+
+
+def test_articles_are_split_whole_and_the_same_way_every_time() -> None:
+    articles = [_article(f"A{n}", PARAGRAPH, []) for n in range(10)]
+    train, held_out = squad.split_by_article(articles, validation=3, seed=13)
+    assert len(held_out) == 3 and len(train) == 7
+    assert {a["title"] for a in train}.isdisjoint({a["title"] for a in held_out})
+    again = squad.split_by_article(list(reversed(articles)), validation=3, seed=13)[1]
+    assert [a["title"] for a in again] == [a["title"] for a in held_out]
+
+
+def test_build_reads_the_squad_files_and_keeps_validation_articles_out(tmp_path: Path) -> None:
+    v1 = {
+        "data": [_article("Hanseatic_League", PARAGRAPH, [_qa("a1", "When was the Hanseatic League founded?", "1356")])]
+    }
+    v2 = {
+        "data": [
+            _article(f"Article_{n}", PARAGRAPH, [_qa(f"b{n}", "What did the members trade?", "timber, furs and grain")])
+            for n in range(4)
+        ]
+    }
+    for name, data in ((squad.SQUAD11, v1), (squad.SQUAD20, v2)):
+        with gzip.open(tmp_path / name, "wt", encoding="utf-8") as handle:
+            json.dump(data, handle)
+    built = squad.build(tmp_path, squad11_questions=10, validation_articles=1, swap_rate=0.0)
+    validation_ids = {q.id for q in built.validation}
+    assert len(validation_ids) == 1
+    assert validation_ids.isdisjoint({e.group for e in built.examples})
+    assert {e.label for e in built.examples} == {0, 1}
+
+
+def test_every_positive_span_is_its_answer_inside_its_sentence() -> None:
+    for q, answer in zip(_questions()[:2], ("1356", "timber, furs and grain"), strict=True):
+        spans = [e for e in squad.examples_for(q, negatives=1, rng=random.Random(0)) if e.span is not None]
+        assert len(spans) == 1
+        start, end = spans[0].span  # type: ignore[misc]
+        assert spans[0].candidate.sentence[start:end] == answer
