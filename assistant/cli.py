@@ -383,6 +383,13 @@ def _print_eval(result: Any, show_failures: int) -> None:
     weakest = evaluation.weakest_kind(result)
     if weakest:
         out.print(f"Weakest kind: [bold]{weakest[0]}[/] ({weakest[1]} = {weakest[2]:.3f})")
+    tradeoff = evaluation.abstention_tradeoff(result)
+    if tradeoff:
+        auc = result.summary.get("answerability_auc")
+        out.print(f"Answerability AUC {auc:.3f}. Declining below each confidence threshold:" if auc is not None else "")
+        out.print("  threshold  answerable answered  unanswerable declined")
+        for threshold, answered, declined in tradeoff:
+            out.print(f"  {threshold:9.2f}  {answered:19.3f}  {declined:21.3f}")
     failures = result.failures
     if not failures:
         out.print("[green]Every question passes.[/]")
@@ -522,13 +529,10 @@ def serve(
 
     settings = _guard(lambda: _settings(index_dir=index, corpus_dir=corpus))
     assistant = _assistant(settings)
-    # Bring the index up to date first (a no-op when nothing changed); it also rebuilds an
-    # index left by an older version. Without a corpus folder, serve the index as it is.
-    if settings.corpus_dir.is_dir() or not assistant.has_index():
-        if not assistant.has_index():
-            err.print("No index yet: building it first.")
-        _print_report(_guard(lambda: build_index(assistant)))
-    _guard(lambda: assistant.store)  # load once, now, so that a broken index fails here
+    if not assistant.has_index():
+        err.print(f"No index yet: it is built in the background; /readyz says when it is ready ({settings.index_dir}).")
+    # The server listens at once; the index is brought up to date (built when missing) in the
+    # background while the version on disk answers, and /readyz says which version that is.
     _guard(lambda: run_server(assistant, host=host, port=port))
 
 
@@ -548,6 +552,34 @@ def feedback_export(
 
     count = _guard(run)
     out.print(f"Wrote {count} candidate gold questions to {out_file}.")
+
+
+@app.command("train-reader")
+def train_reader(
+    squad: Annotated[Path, typer.Option("--squad", help="Folder with the SQuAD training files.")] = Path(
+        "../shared/data/squad"
+    ),
+    out: Annotated[Path, typer.Option("--out", help="Where the trained reader goes.")] = Path(
+        "assistant/answering/models/reader"
+    ),
+    threads: Annotated[int, typer.Option("--threads", min=1, help="Torch threads.")] = 2,
+    calibrate_only: Annotated[
+        bool, typer.Option("--calibrate-only", help="Only refit the answer threshold of the reader in --out.")
+    ] = False,
+) -> None:
+    """Train the answer reader on SQuAD (resumable), export it to int8 ONNX and calibrate it.
+
+    Needs the train extra: pip install -e '.[train]'. About an hour on 2 cores.
+    """
+    from assistant.training.calibrate import calibrate
+
+    if not calibrate_only:
+        from assistant.training.reader_trainer import TrainingConfig, train
+
+        result = _guard(lambda: train(squad, out, TrainingConfig(threads=threads)))
+        print(json.dumps(result["validation"], indent=2))
+    data = _guard(lambda: calibrate(out, squad))
+    print(json.dumps({k: data[k] for k in ("answer_threshold", "span_threshold", "in_line")}, indent=2))
 
 
 def main() -> None:

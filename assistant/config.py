@@ -64,10 +64,12 @@ class Settings(BaseSettings):
     vector_weight: float = Field(0.4, ge=0)  # weight of the cosine similarity
     sentence_weight: float = Field(0.3, ge=0)  # weight of the best sentence's coverage (rerank)
     answerer: Literal["extractive", "llm"] = "extractive"
+    reader_dir: Path | None = None  # a trained reader's folder; None: the one shipped in the package
     llm_base_url: str | None = None
     llm_model: str = "gpt-4o-mini"
     llm_api_key: SecretStr = SecretStr("")
     llm_timeout_s: float = Field(30.0, gt=0)
+    llm_max_tokens: int | None = Field(512, ge=1)  # the longest answer the model may write
 
     # Service.
     max_question_chars: int = Field(2000, ge=10)

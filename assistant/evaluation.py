@@ -344,11 +344,26 @@ def summarise(results: Sequence[QuestionResult]) -> dict[str, float | None]:
         "citation_precision": _ratio(sum(x["precise_citations"] or 0 for x in m), sum(x["citations"] or 0 for x in m)),
         "answer_rate_answerable": _mean(x["answered"] for x in m),
         "abstention_accuracy_unanswerable": _mean(r.metrics["abstained"] for r in unanswerable),
+        "answerability_auc": answerability_auc(answerable, unanswerable),
         "answer_words_mean": _mean(float(answer_words(r.answer.text)) for r in given),
         "hits_chars_mean": _mean(r.metrics["hits_chars"] for r in results),
         "latency_ms_p50": _percentile(latencies, 0.5),
         "latency_ms_p95": _percentile(latencies, 0.95),
     }
+
+
+def answerability_auc(answerable: Sequence[QuestionResult], unanswerable: Sequence[QuestionResult]) -> float | None:
+    """Returns how well the answers' confidence tells answerable from unanswerable questions.
+
+    The probability that an answerable question's confidence exceeds an unanswerable one's
+    (ties count half): 0.5 is chance, 1.0 a threshold that separates them perfectly.
+    """
+    pos = [r.answer.confidence for r in answerable if r.answer.confidence is not None]
+    neg = [r.answer.confidence for r in unanswerable if r.answer.confidence is not None]
+    if not pos or not neg or len(pos) + len(neg) < len(answerable) + len(unanswerable):
+        return None
+    wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in pos for n in neg)
+    return round(wins / (len(pos) * len(neg)), 3)
 
 
 def answer_words(text: str) -> int:
@@ -607,7 +622,7 @@ def write_markdown(
 
 
 def abstention_tradeoff(
-    report: EvalReport, thresholds: Sequence[float] = (0.2, 0.25, 0.3, 0.33, 0.35, 0.4, 0.45, 0.5, 0.6)
+    report: EvalReport, thresholds: Sequence[float] = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 ) -> list[tuple[float, float, float]] | None:
     """Returns (threshold, share of answerable answered, share of unanswerable declined).
 

@@ -14,11 +14,13 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from assistant.answering import Answerer
 from assistant.answering.extractive import ExtractiveAnswerer
 from assistant.answering.llm import LLMAnswerer, StreamingAnswerer
+from assistant.answering.reader import Reader
 from assistant.chunking import Chunker
 from assistant.config import Settings
 from assistant.conversation import standalone_question
@@ -206,6 +208,11 @@ class Assistant:
             first = "the first" if isinstance(exc, IndexNotFoundError) else "a new"
             raise IndexBuildingError(self.settings.index_dir, f"building {first} index: {indexing.describe()}") from exc
 
+    @cached_property
+    def reader(self) -> Reader:
+        """The reader that chooses answer sentences (loaded once, shared by index versions)."""
+        return Reader(self.settings.reader_dir) if self.settings.reader_dir else Reader()
+
     @property
     def store(self) -> IndexStore:
         """The loaded index."""
@@ -217,8 +224,8 @@ class Assistant:
         weights = FusionWeights(s.keyword_weight, s.vector_weight, s.sentence_weight)
         retriever = Retriever(store, self.embedder, weights=weights)
         answerer: Answerer = ExtractiveAnswerer(
+            self.reader,
             idf=store.keyword.idf,
-            similar=store.keyword.similar_terms,
             knows_name=store.keyword.knows_name,
             previous=store.previous_chunk,
         )
@@ -229,6 +236,7 @@ class Assistant:
                 base_url=s.llm_base_url,
                 api_key=s.llm_api_key,
                 timeout_s=s.llm_timeout_s,
+                max_tokens=s.llm_max_tokens,
             )
         return Engine(store, retriever, answerer)
 

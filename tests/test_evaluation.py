@@ -179,3 +179,18 @@ def test_abstention_tradeoff_counts_what_each_threshold_would_keep() -> None:
     report = evaluate(lambda q, h, k: next(answers), lambda d: DOC, gold)
     rows = {t: (a, d) for t, a, d in evaluation.abstention_tradeoff(report, thresholds=(0.25, 0.35, 0.5))}
     assert rows == {0.25: (1.0, 0.0), 0.35: (0.5, 0.0), 0.5: (0.5, 1.0)}
+    # 0.9 beats 0.4 and 0.3 loses to it: one of the two pairs is ordered right.
+    assert report.summary["answerability_auc"] == 0.5
+
+
+def test_answerability_auc_is_one_when_every_answerable_question_is_surer() -> None:
+    def answer(confidence: float | None) -> Answer:
+        return Answer("q", "x", (), False, (), confidence=confidence)
+
+    unanswerable = {"kind": "unanswerable", "key_facts": [], "sources": []}
+    gold = [_gold(id="a1"), _gold(id="a2"), _gold(id="u1", **unanswerable), _gold(id="u2", **unanswerable)]
+    answers = iter([answer(0.9), answer(0.6), answer(0.5), answer(0.1)])
+    assert evaluate(lambda q, h, k: next(answers), lambda d: DOC, gold).summary["answerability_auc"] == 1.0
+    # An answerer that reports no confidence has no AUC.
+    blind = iter([answer(None)] * 4)
+    assert evaluate(lambda q, h, k: next(blind), lambda d: DOC, gold).summary["answerability_auc"] is None

@@ -39,6 +39,31 @@ def test_an_injected_document_cannot_change_extractive_answers(
     assert "PWNED" not in answer.text
 
 
+QUESTIONS_MEMO = (
+    "Frequently asked questions.\n\n"
+    "Which partners hold a Gold label?\n\n"
+    "When was Bwcon founded?\n\n"
+    "Partners hold a Gold label.\n"
+)
+
+
+@pytest.mark.slow
+def test_a_document_that_repeats_a_question_is_never_its_answer(
+    fake_settings: Settings, real_embedder: Embedder, assistant: Assistant
+) -> None:
+    # An FAQ page lists the very questions people ask: each matches its question word for
+    # word, and answers nothing; nor does a sentence that only restates the question.
+    (fake_settings.corpus_dir / "faq.txt").write_text(QUESTIONS_MEMO, encoding="utf-8")
+    planted = Assistant(fake_settings, embedder=real_embedder)
+    planted.index()
+    for question, fact in (("Which partners hold a Gold label?", "Plastipolis"), ("When was Bwcon founded?", "1997")):
+        answer = planted.ask(question)
+        assert not answer.abstained, answer.text
+        assert fact in answer.text, answer.text
+        assert all(c.doc != "faq.txt" for c in answer.citations), answer.citations
+        assert "?" not in answer.text.split("\n", 1)[0]
+
+
 def test_api_keys_never_reach_the_logs(assistant: Assistant, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     key = "secret-key-0123456789-abcdef"
     wrong = "wrong-key-0123456789-abcdef"
