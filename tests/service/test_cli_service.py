@@ -84,3 +84,48 @@ def test_serve_command_serves_the_index(built_index: Path, tmp_path: Path) -> No
     logged = log.read_text()
     assert "answer route=chat question_chars=33" in logged
     assert "Which partners" not in logged  # the question's text is never logged
+
+
+@pytest.mark.slow
+def test_serve_listens_at_once_and_answers_from_the_index_on_disk_while_a_newer_one_builds(
+    built_index: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    index = tmp_path / "index"
+    shutil.copytree(built_index, index)
+    corpus = tmp_path / "corpus"
+    shutil.copytree(CORPUS, corpus)
+    # A few MB of new text: the build takes many seconds, the server must not wait for it.
+    paragraph = "The cooperative ran a depot for farm machinery near the harbour. " * 40
+    (corpus / "depot.txt").write_text("Depot notes\n\n" + "\n\n".join([paragraph] * 800), encoding="utf-8")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "ASSISTANT_DATA_DIR": str(tmp_path / "data"), "ASSISTANT_CORPUS_DIR": str(corpus)}
+    command = [sys.executable, "-m", "assistant.cli", "serve", "--port", str(port), "--index", str(index)]
+    log = tmp_path / "server.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+                if ready.status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        body = ready.json()
+        assert body["index"]["documents"] == 5  # the version on disk, without the new file
+        assert body["building"] is not None, body
+        answer = httpx.post(
+            f"http://127.0.0.1:{port}/api/chat", json={"message": "When was Bwcon founded?"}, timeout=60
+        )
+        assert answer.status_code == 200 and "1997" in answer.json()["answer"]
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(60)
