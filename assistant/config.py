@@ -63,7 +63,9 @@ class Settings(BaseSettings):
     keyword_weight: float = Field(0.6, ge=0)  # weight of the normalised BM25 score
     vector_weight: float = Field(0.4, ge=0)  # weight of the cosine similarity
     sentence_weight: float = Field(0.3, ge=0)  # weight of the best sentence's coverage (rerank)
-    answerer: Literal["extractive", "llm"] = "extractive"
+    # extractive: sentences chosen by rules fitted on the seed set; reader: chosen by the trained
+    # reader (assistant/answering/models/reader); llm: written by an OpenAI-compatible model.
+    answerer: Literal["extractive", "reader", "llm"] = "extractive"
     reader_dir: Path | None = None  # a trained reader's folder; None: the one shipped in the package
     llm_base_url: str | None = None
     llm_model: str = "gpt-4o-mini"

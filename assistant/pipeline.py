@@ -21,6 +21,7 @@ from assistant.answering import Answerer
 from assistant.answering.extractive import ExtractiveAnswerer
 from assistant.answering.llm import LLMAnswerer, StreamingAnswerer
 from assistant.answering.reader import Reader
+from assistant.answering.reader_answerer import ReaderAnswerer
 from assistant.chunking import Chunker
 from assistant.config import Settings
 from assistant.conversation import standalone_question
@@ -223,12 +224,18 @@ class Assistant:
         store = IndexStore.load(s.index_dir, model=self.embedder.model_id, milvus=self.milvus_config())
         weights = FusionWeights(s.keyword_weight, s.vector_weight, s.sentence_weight)
         retriever = Retriever(store, self.embedder, weights=weights)
-        answerer: Answerer = ExtractiveAnswerer(
-            self.reader,
-            idf=store.keyword.idf,
-            knows_name=store.keyword.knows_name,
-            previous=store.previous_chunk,
-        )
+        answerer: Answerer
+        if s.answerer == "reader":
+            answerer = ReaderAnswerer(
+                self.reader, idf=store.keyword.idf, knows_name=store.keyword.knows_name, previous=store.previous_chunk
+            )
+        else:
+            answerer = ExtractiveAnswerer(
+                idf=store.keyword.idf,
+                similar=store.keyword.similar_terms,
+                knows_name=store.keyword.knows_name,
+                previous=store.previous_chunk,
+            )
         if s.answerer == "llm":
             answerer = LLMAnswerer(
                 s.llm_model,

@@ -1,39 +1,63 @@
-"""Question + Hits -> Answer built from the documents' own sentences, chosen by the reader.
+"""Question + Hits -> Answer built from the documents' own sentences, with citations.
 
-No model writes anything. The sentences of the retrieved passages are read against the
-question by the reader (`assistant.answering.reader`, a cross-encoder trained on SQuAD), each in
-its context (section heading, sentence before). The sentence the reader finds most likely to
-answer is the answer, led by its short answer when the reader is sure of it ("Plastipolis
-[1]"). When no sentence clears the reader's calibrated threshold, the answer says the
-documents do not hold it instead of guessing. A list question gets every item the reader
-accepts, each with its citation. A sentence that only says "this cluster" is attributed to the
-subject of its section.
+No model writes anything. Every sentence of the retrieved passages is scored on evidence that
+it answers the question (see `Evidence`); the best one is the answer, with the sentence before
+it when it only makes sense with it ("At this occasion ..."), or the list it introduces. For a
+list question, a lead line names every item, each with its citation, then the sentence behind
+each. A sentence that only says "this cluster" is attributed to the subject of its section.
+When the evidence is too weak, the answer says the documents do not hold it instead of
+guessing; the weights of that decision were fitted on the gold sets (eval/calibrate.py).
 """
 
 from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from assistant.answering.citations import cite
-from assistant.answering.reader import Candidate, Reader, Verdict
-from assistant.documents import BOILERPLATE
+from assistant.documents import BOILERPLATE, detect_language
 from assistant.keyword_index import analyze, fold
-from assistant.question import QuestionProfile, is_name_token, profile
+from assistant.question import QuestionProfile, is_name_token, mentions, profile
 from assistant.records import NOT_FOUND, Answer, Chunk, Citation, Hit, Sentence, Turn
+from assistant.thesaurus import related_terms
 
 # A sentence that refers to its subject without naming it: "This cluster ...", "It owns ...".
-_ANAPHOR = re.compile(
+ANAPHOR = re.compile(
     r"^(it|its|they|their|these|such|this|that|he|she|his|her)\b|"
     r"^the\s+(cluster|association|organi[sz]ation|cent(re|er)|network|entity|company|region|"
     r"project|initiative|group|partner|platform|programme|program|consortium|institute)\b",
     re.IGNORECASE,
 )
+# A sentence that leans on the event or fact before it: "At this occasion ...", "Thus ...".
+_CONTINUATION = re.compile(
+    r"^(at this|on this|in this|for this|this|these|those|that|thus|therefore|hence|there|"
+    r"such|then|afterwards|moreover|furthermore|in addition|also)\b",
+    re.IGNORECASE,
+)
 # A sentence that points at something the sentence before it names: "At this occasion ...".
-_REFERS_BACK = re.compile(
+# ("Afterwards ..." only follows on; it does not name its subject elsewhere.)
+REFERS_BACK = re.compile(
     r"^((at|on|in|for|during|after|since|from|with) )?(this|that|these|those|such)\b", re.IGNORECASE
+)
+_NUMBER = re.compile(  # not the digits of a name: "Covid-19", "Industry-4"
+    r"(?<![^\W_])(?<![^\W\d_]-)\d+(?:[.,]\d+)*(?![^\W\d_])|\b(one|two|three|four|five|six|seven|eight|nine|"
+    r"ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|hundred|thousand|million|billion|"
+    r"dozen|half)\b",
+    re.IGNORECASE,
+)
+_DATE = re.compile(
+    r"\b(1\d\d\d|20\d\d)s?\b|\b(in|since|by|until|from|about|around|c\.|circa) [1-9]\d{2}\b|"
+    r"\b\d{1,4} ?(AD|BC|BCE|CE)\b|\b(january|february|march|april|may|june|july|august|"
+    r"september|october|november|december|spring|summer|autumn|winter|century)\b",
+    re.IGNORECASE,
+)
+_REASON = re.compile(
+    r"\b(because|since|as a result|due to|in order to|so that|thanks to|reason|"
+    r"aim|objective|purpose|goal|interest)\b",
+    re.IGNORECASE,
 )
 _URL = re.compile(r"https?://\S+|www\.\S+")
 _WEB_CUES = re.compile(r"\b(website|web site|url|link|profile|homepage|site)\b", re.IGNORECASE)
@@ -44,171 +68,220 @@ _YES_NO = frozenset(["is", "are", "was", "were", "does", "do", "did", "has", "ha
 
 
 @dataclass(frozen=True)
-class Read:
-    """A candidate sentence of a hit with the reader's verdict on it and its answer score."""
+class Evidence:
+    """How strongly one sentence answers the question, signal by signal (each about 0..1)."""
+
+    lexical: float  # weighted share of the question's terms the sentence states
+    attribute: float  # the same, for the terms outside the question's names ("founded")
+    unmatched: float  # rarity of the rarest question term found nowhere (0: none missing)
+    context: float  # weighted share found only in its heading, title or subject
+    order: float  # 1 when the shared terms come in the question's order, -1 when reversed
+    negation: float  # 1 when one of question and sentence is negated and the other not
+    phrases: float  # share of the question's adjacent word pairs the sentence repeats
+    similarity: float  # cosine similarity of the sentence to the question
+    passage: float  # cosine similarity of the sentence's chunk to the question
+    answer_type: float  # +1 it holds the kind of answer asked for, -1 it lacks it, 0 no kind
+    missing_name: float  # 1 when a name in the question appears nowhere in the passage
+    rank: float  # 1 / rank of the chunk in the retrieval
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A candidate sentence with its evidence and score."""
 
     hit: Hit
     index: int  # position of the sentence in its chunk
     sentence: Sentence
     text: str
-    verdict: Verdict
-    coverage: float  # idf-weighted share of the question's terms the sentence and heading state
-    similarity: float  # embedding similarity of the sentence to the question
-    p: float = 0.0  # the answer score: how likely the sentence answers the question
-
-    def features(self) -> dict[str, float]:
-        """The evidence the calibration's combiner weighs (see `FEATURES`)."""
-        p = min(max(self.verdict.p_answer, 1e-6), 1 - 1e-6)
-        return {
-            "reader": math.log(p / (1 - p)),
-            "coverage": self.coverage,
-            "similarity": self.similarity,
-            "rank": 1.0 / self.hit.rank,
-        }
+    evidence: Evidence
+    score: float
+    content: float  # the score without the retrieval rank: how well the sentence itself answers
+    matched: frozenset[str]  # question terms found in the sentence itself
 
 
-FEATURES = ("reader", "coverage", "similarity", "rank")
-
-
-def answer_score(read: Read, combiner: dict[str, float]) -> float:
-    """Returns the reader's probability, or the combiner's when the calibration has one."""
-    if not combiner:
-        return read.verdict.p_answer
-    values = read.features()
-    z = combiner.get("bias", 0.0) + sum(w * values[name] for name, w in combiner.items() if name != "bias")
-    return 1.0 / (1.0 + math.exp(-z))
-
-
-@dataclass(frozen=True)
-class _Offered:
-    hit: Hit
-    index: int
-    candidate: Candidate
-    coverage: float
-    similarity: float
-
-
-@dataclass(frozen=True)
+@dataclass
 class ExtractiveSettings:
-    """How many sentences the reader reads, and how answers are put together.
+    """The weights of the extractive answerer (fitted by eval/calibrate.py)."""
 
-    The reader's thresholds (when to decline, when to lead with the short answer) are not
-    here: they are data, fitted for the model and shipped beside it (`Reader.calibration`).
-    """
-
-    candidates: int = 16  # sentences read per question, the likeliest by a cheap first pass
-    list_ratio: float = 0.5  # a list item's p_answer must reach this share of the best one's
+    # Sentence selection: score = sum of weight * signal.
+    select: dict[str, float] = field(
+        default_factory=lambda: {
+            "lexical": 1.000,
+            "attribute": 0.868,
+            "unmatched": -0.439,
+            "context": 0.018,
+            "order": 0.054,
+            "negation": -0.136,
+            "phrases": 0.385,
+            "similarity": 0.415,
+            "passage": 0.175,
+            "answer_type": 0.588,
+            "missing_name": -0.666,
+            "rank": 0.784,
+        }
+    )
+    # Answerability: logistic regression over the best sentence's signals.
+    answer: dict[str, float] = field(
+        default_factory=lambda: {
+            "bias": -0.597,
+            "lexical": 0.621,
+            "attribute": 0.559,
+            "unmatched": -0.151,
+            "context": 0.241,
+            "order": -0.565,
+            "negation": -0.348,
+            "phrases": 0.276,
+            "similarity": 0.444,
+            "passage": -0.159,
+            "answer_type": 0.527,
+            "missing_name": -1.227,
+            "rank": -0.134,
+        }
+    )
+    threshold: float = 0.33  # answer when the answerability probability reaches this
+    list_ratio: float = 0.75  # list items must score this share of the best sentence
+    list_intro: float = 0.8  # bonus of "... four regions: A, B, C and D" for "Which regions ...?"
+    pair_ratio: float = 0.8  # a neighbouring sentence this close to the best joins it
     max_items: int = 10
-    max_span_words: int = 12  # a longer short answer is no shorter than the sentence
+    widened_weight: float = 1.0  # a term met through a word of its root or the thesaurus ("located")
 
 
 class ExtractiveAnswerer:
-    """Answers from retrieved passages by selecting and citing their sentences.
-
-    Args:
-        reader: reads (question, sentence) pairs; its calibration decides when to decline
-            (the reader shipped with the package by default).
-        settings: candidate count and composition limits.
-        idf: term -> rarity in the index, for the cheap first pass (flat without an index).
-        knows_name: name -> whether any indexed document may mention it.
-        previous: chunk -> the chunk before it in its document (for a first sentence's context).
-    """
+    """Answers from retrieved passages by selecting and citing their sentences."""
 
     name = "extractive"
 
     def __init__(
         self,
-        reader: Reader | None = None,
         settings: ExtractiveSettings | None = None,
         idf: Callable[[str], float] | None = None,
+        similar: Callable[[str], list[str]] | None = None,
         knows_name: Callable[[str], bool] | None = None,
         previous: Callable[[Chunk], Chunk | None] | None = None,
     ) -> None:
-        self.reader = reader or Reader()
         self.settings = settings or ExtractiveSettings()
+        # The keyword index's term -> inverse document frequency, term -> similar indexed
+        # words and name -> whether any document may mention it, when an index is attached.
         self._idf = idf
+        self._similar = similar
         self._knows_name = knows_name
-        self._previous = previous
-
-    @property
-    def threshold(self) -> float:
-        """The p_answer a sentence needs to be given as an answer."""
-        return self.reader.calibration.answer_threshold
+        self._previous = previous  # chunk -> the chunk before it in its document
 
     def answer(self, question: str, hits: Sequence[Hit], history: Sequence[Turn] = ()) -> Answer:
-        """Returns a grounded answer, or an abstention when the hits do not answer it.
-
-        `history` is accepted for the `Answerer` protocol; follow-ups arrive already rewritten.
-        """
+        """Returns a grounded answer, or an abstention when the hits do not answer it."""
         q = profile(question)
         unknown = [n for n in q.names if self._knows_name and not self._knows_name(n)]
         if unknown:
             # A question about something no document mentions ("the FIFA World Cup") has no
-            # answer here, however well some sentence reads against its other words.
-            return _declined(question, hits, 0.0, f"{NOT_FOUND} They never mention {_join_names(unknown)}.")
-        reads = self.read(q, hits)
-        confidence = reads[0].p if reads else 0.0
-        if confidence < self.threshold:
-            return _declined(question, hits, confidence)
+            # answer here, however well some sentence matches its other words.
+            return Answer(
+                question=question,
+                text=f"{NOT_FOUND} They never mention {join_names(unknown)}.",
+                citations=(),
+                abstained=True,
+                hits=tuple(hits),
+                confidence=0.0,
+            )
+        candidates = self.candidates(q, hits)
+        confidence = self.answerability(candidates[0]) if candidates else 0.0
+        if confidence < self.settings.threshold:
+            return Answer(
+                question=question,
+                text=NOT_FOUND,
+                citations=(),
+                abstained=True,
+                hits=tuple(hits),
+                confidence=confidence,
+            )
+        best = candidates[0]
         answer = None
-        if q.wants_list and not _enumerates(reads[0].text):
-            items = self._section_items(reads) or self._list_items(reads)
+        if q.wants_list and not enumerates(best.text):
+            items = self._section_items(candidates) or self._list_items(candidates)
             if len(items) > 1:
                 answer = self._list_answer(question, items, hits)
-        answer = answer or self._fact_answer(question, reads[0], hits)
-        return Answer(
-            question=question,
-            text=answer[0],
-            citations=answer[1],
-            abstained=False,
-            hits=tuple(hits),
-            confidence=confidence,
-        )
+        answer = answer or self._fact_answer(question, best, candidates, hits)
+        return replace(answer, confidence=confidence)
 
-    # -- reading ----------------------------------------------------------------------
+    # -- evidence ---------------------------------------------------------------------
 
-    def read(self, q: QuestionProfile, hits: Sequence[Hit]) -> list[Read]:
-        """Reads the likeliest sentences of the hits against the question, best first."""
-        offered = self._offered(q, hits)
-        ranked = sorted(offered, key=lambda o: -(o.coverage + o.similarity))[: self.settings.candidates]
-        verdicts = self.reader.read(q.text, [o.candidate for o in ranked])
-        combiner = self.reader.calibration.combiner
-        reads = []
-        for o, verdict in zip(ranked, verdicts, strict=True):
-            sentence = o.hit.chunk.sentences[o.index]
-            read = Read(o.hit, o.index, sentence, o.candidate.sentence, verdict, o.coverage, o.similarity)
-            reads.append(replace(read, p=answer_score(read, combiner)))
-        reads.sort(key=lambda r: (-r.p, r.hit.rank, r.sentence.start))
-        return reads
+    def idf(self, term: str) -> float:
+        """Returns a term's rarity; flat when no keyword index is attached."""
+        return float(self._idf(term)) if callable(self._idf) else 1.0
 
-    def _offered(self, q: QuestionProfile, hits: Sequence[Hit]) -> list[_Offered]:
-        # The cheap first pass: the share of the question's (idf-weighted) terms a sentence and
-        # its heading state, plus its embedding similarity to the question. It only decides
-        # which sentences the reader reads, not which one answers.
-        weights = {t: self._idf(t) if callable(self._idf) else 1.0 for t in q.terms}
-        total = sum(weights.values()) or 1.0
+    def candidates(self, q: QuestionProfile, hits: Sequence[Hit]) -> list[Scored]:
+        """Scores every usable sentence of the hits, best first."""
+        weights = {t: self.idf(t) for t in q.terms}
+        total = sum(weights.values())
+        rarest = max(weights.values(), default=1.0) or 1.0
+        name_terms = set(analyze(" ".join(q.names)))
+        attributes = [t for t in q.terms if t not in name_terms and t not in q.frame]
+        attribute_total = sum(weights[t] for t in attributes)
+        widened = self._widened(q.terms)
+        pairs = list(zip(q.terms, q.terms[1:], strict=False))
         seen: set[tuple[str, int, int]] = set()
-        offered = []
+        scored: list[Scored] = []
         for hit in hits:
             chunk = hit.chunk
-            heading = chunk.subject or chunk.title
+            context = set(analyze(" ".join([chunk.title, chunk.subject, *chunk.section_path])))
             lead = self._lead(chunk)
-            around = set(analyze(f"{heading} {chunk.section}"))
+            passage = fold(f"{chunk.header} {lead} {chunk.text}")
+            mentioned = [name for name in q.names if mentions(passage, name)]
+            missing = len(mentioned) < len(q.names)
+            # A name the passage mentions (in its heading, title or text) is what all its
+            # sentences are about: "Now ... MetaIndustry4 has 61 partners" answers a question
+            # about "the Advanced Manufacturing Cluster ... of Asturias" when the passage names it.
+            context |= set(analyze(" ".join(mentioned)))
             for index, sentence in enumerate(chunk.sentences):
                 key = (chunk.doc_id, sentence.start, sentence.end)
                 text = chunk.sentence_text(sentence)
-                if key in seen or not _usable(text, chunk, q):
+                if key in seen or not usable(text, chunk, q):
                     continue
                 seen.add(key)
-                previous = chunk.sentence_text(chunk.sentences[index - 1]) if index else lead
-                present = set(analyze(text)) | around
-                coverage = sum(w for t, w in weights.items() if t in present) / total
+                terms = analyze(text)
+                present = set(terms)
+                direct = frozenset(t for t in q.terms if t in present)
+                near = {t for t in q.terms if t not in direct and widened.get(t, set()) & present}
+                credit = {t: 1.0 if t in direct else self.settings.widened_weight for t in direct | near}
+                # A name the heading or title gives is as good as the sentence saying it: under
+                # "Flanders Make", "We have establishments in Lommel" is about Flanders Make.
+                credit.update({t: 1.0 for t in name_terms & context if t in weights and t not in direct})
+                if ANAPHOR.match(text) or REFERS_BACK.match(text):
+                    # "The project is led by i2CAT" is about the project the sentence before names
+                    # (which may end the chunk before this one).
+                    before = set(analyze(chunk.sentence_text(chunk.sentences[index - 1]) if index else lead))
+                    credit.update({t: 1.0 for t in name_terms & before if t in weights and t not in direct})
+                lexical = sum(weights[t] * c for t, c in credit.items())
+                attribute = sum(weights[t] * credit.get(t, 0.0) for t in attributes)
+                around = sum(weights[t] for t in q.terms if t not in credit and t in context)
+                unmatched = max((weights[t] for t in attributes if t not in credit and t not in context), default=0.0)
+                adjacent = set(zip(terms, terms[1:], strict=False))
+                order = _concordance([t for t in q.terms if t in direct], terms)
                 similarity = (
                     hit.sentence_similarity[index] if index < len(hit.sentence_similarity) else hit.vector_score
                 )
-                candidate = Candidate(text.strip(), heading=heading, previous=previous.strip())
-                offered.append(_Offered(hit, index, candidate, coverage, similarity))
-        return offered
+                evidence = Evidence(
+                    lexical=lexical / total if total else 0.0,
+                    attribute=attribute / attribute_total if attribute_total else 1.0,
+                    unmatched=unmatched / rarest,
+                    context=around / total if total else 0.0,
+                    order=order,
+                    negation=1.0 if _negated(q.text) != _negated(text) else 0.0,
+                    phrases=sum(1 for p in pairs if p in adjacent) / len(pairs) if pairs else 0.0,
+                    similarity=similarity,
+                    passage=hit.vector_score,
+                    answer_type=_type_signal(q, self._with_antecedent(chunk, index, text)),
+                    missing_name=1.0 if missing else 0.0,
+                    rank=1.0 / hit.rank,
+                )
+                content = sum(w * getattr(evidence, name) for name, w in self.settings.select.items() if name != "rank")
+                if len(text.split()) > 60:
+                    content -= 0.1  # a run-on table row or list is rarely the answer
+                if q.wants_list and _introduces_list(text, q.frame):
+                    content += self.settings.list_intro
+                score = content + self.settings.select.get("rank", 0.0) * evidence.rank
+                scored.append(Scored(hit, index, sentence, text, evidence, score, content, direct))
+        scored.sort(key=lambda s: (-s.score, s.hit.rank, s.sentence.start))
+        return scored
 
     def _lead(self, chunk: Chunk) -> str:
         # The last sentence before the chunk, when the chunk only continues its section's text.
@@ -219,40 +292,73 @@ class ExtractiveAnswerer:
             return ""
         return before.sentence_text(before.sentences[-1])
 
+    def answerability(self, best: Scored) -> float:
+        """Returns the probability that the best sentence really answers the question."""
+        w = self.settings.answer
+        z = w.get("bias", 0.0) + sum(
+            weight * getattr(best.evidence, name) for name, weight in w.items() if name != "bias"
+        )
+        return 1.0 / (1.0 + math.exp(-z))
+
+    @staticmethod
+    def _with_antecedent(chunk: Chunk, index: int, text: str) -> str:
+        # "At this occasion the working group was created" names its occasion in the sentence
+        # before, and the answer will carry that sentence (see `_fact_answer`): the kind of
+        # answer asked for ("at which event?") may be found there.
+        if index > 0 and REFERS_BACK.match(text) and not (chunk.subject and ANAPHOR.match(text)):
+            previous = chunk.sentences[index - 1]
+            if is_prose(chunk, previous):
+                return f"{chunk.sentence_text(previous)} {text}"
+        return text
+
+    def _widened(self, terms: Sequence[str]) -> dict[str, set[str]]:
+        # Words of the same root in the index ("recognised" for "recognition"), and words that
+        # stand for the term in the thesaurus ("located" for "based").
+        similar = self._similar if callable(self._similar) else lambda _t: []
+        return {t: {*similar(t), *related_terms(t)} for t in terms}
+
     # -- composing --------------------------------------------------------------------
 
-    def _section_items(self, reads: list[Read]) -> list[Read]:
+    @staticmethod
+    def _section_items(candidates: list[Scored]) -> list[Scored]:
         # The retriever found the items as the subsections of a section the question names
-        # ("3.3.1. Auvergne Rhône-Alpes" > "Plastipolis", "Viameca", "Minalogic"): each one the
-        # reader accepts is an item, told by its best sentence.
-        best: dict[tuple[str, int], Read] = {}
-        for read in reads:  # best first
-            hit = read.hit
-            if hit.item_of and hit.chunk.subject and read.p >= self.threshold:
-                best.setdefault((hit.chunk.doc_id, hit.chunk.start), read)
+        # ("3.3.1. Auvergne Rhône-Alpes" > "Plastipolis", "Viameca", "Minalogic"): each one is
+        # an item, told by the best sentence of its opening chunk.
+        best: dict[tuple[str, int], Scored] = {}
+        for candidate in candidates:  # best first
+            hit = candidate.hit
+            if hit.item_of and hit.chunk.subject:
+                best.setdefault((hit.chunk.doc_id, hit.chunk.start), candidate)
         return list(best.values()) if len(best) > 1 else []
 
-    def _list_items(self, reads: list[Read]) -> list[Read]:
-        # Every sentence the reader accepts nearly as well as the best names an item, once.
-        floor = max(self.threshold, reads[0].p * self.settings.list_ratio)
-        items: list[Read] = []
+    def _list_items(self, candidates: list[Scored]) -> list[Scored]:
+        best = candidates[0]
+        if not best.matched:
+            return [best]
+        # The rarest question term the best sentence states is what every item must state too:
+        # "gold" in "which partners hold a Gold label?".
+        anchor = max(best.matched, key=self.idf)
+        threshold = best.content * self.settings.list_ratio
+        items: list[Scored] = []
         names: set[str] = set()
-        for read in reads:
-            if read.p < floor:
-                break
-            name = item_name(read.text, read.hit.chunk)
-            if not name or _key(name) in names:
+        for candidate in candidates:
+            if candidate.content < threshold or anchor not in candidate.matched:
                 continue
-            names.add(_key(name))
-            items.append(read)
+            if self.answerability(candidate) < self.settings.threshold:
+                continue
+            name = item_name(candidate.text, candidate.hit.chunk)
+            if not name or name_key(name) in names:
+                continue
+            names.add(name_key(name))
+            items.append(candidate)
             if len(items) == self.settings.max_items:
                 break
         return items
 
-    def _list_answer(self, question: str, items: list[Read], hits: Sequence[Hit]) -> tuple[str, tuple[Citation, ...]]:
+    def _list_answer(self, question: str, items: list[Scored], hits: Sequence[Hit]) -> Answer:
         hit_order = {h.chunk.doc_id: h.rank for h in reversed(hits)}
         items = sorted(
-            items, key=lambda r: (hit_order.get(r.hit.chunk.doc_id, 99), r.hit.chunk.doc_id, r.sentence.start)
+            items, key=lambda s: (hit_order.get(s.hit.chunk.doc_id, 99), s.hit.chunk.doc_id, s.sentence.start)
         )
         citations: list[Citation] = []
         names: list[str] = []
@@ -261,55 +367,176 @@ class ExtractiveAnswerer:
             chunk = item.hit.chunk
             citations.append(cite(n, chunk, item.sentence))
             names.append(f"{item_name(item.text, chunk)} [{n}]")
-            lines.append(f"- {_FOOTNOTE.sub('', attributed(item.text, chunk))} [{n}]")
-        return _join_names(names) + ".\n\n" + "\n".join(lines), tuple(citations)
+            lines.append(f"- {strip_footnotes(attributed(item.text, chunk))} [{n}]")
+        text = join_names(names) + ".\n\n" + "\n".join(lines)
+        return Answer(question=question, text=text, citations=tuple(citations), abstained=False, hits=tuple(hits))
 
-    def _fact_answer(self, question: str, best: Read, hits: Sequence[Hit]) -> tuple[str, tuple[Citation, ...]]:
+    def _fact_answer(self, question: str, best: Scored, candidates: list[Scored], hits: Sequence[Hit]) -> Answer:
         chunk = best.hit.chunk
         sentences = chunk.sentences
         chosen = [best.index]
         if best.text.rstrip().endswith(":"):
             # The sentence introduces a list: the items that follow are the answer.
             for j in range(best.index + 1, len(sentences)):
-                if not _is_list_item(chunk, sentences[j]) or len(chosen) > self.settings.max_items:
+                if not is_list_item(chunk, sentences[j]) or len(chosen) > self.settings.max_items:
                     break
                 chosen.append(j)
-            body = best.text + "\n" + "\n".join(f"- {chunk.sentence_text(sentences[j])}" for j in chosen[1:])
         else:
-            names_subject = bool(chunk.subject) and _ANAPHOR.match(best.text) is not None
             previous = best.index - 1
+            names_subject = bool(chunk.subject) and ANAPHOR.match(best.text) is not None
             if (
-                _REFERS_BACK.match(best.text)
+                _CONTINUATION.match(best.text)
                 and not names_subject
                 and previous >= 0
-                and _is_prose(chunk, sentences[previous])
+                and is_prose(chunk, sentences[previous])
             ):
                 chosen.insert(0, previous)  # "At this occasion ..." needs the occasion
-            body = attributed(" ".join(chunk.sentence_text(sentences[j]) for j in chosen), chunk)
-        # A document's own footnote markers ("Stuttgart [5].") would read as citations.
-        body = _FOOTNOTE.sub("", body)
+            for other in candidates[1:4]:
+                # A neighbour nearly as good as the best carries the rest of the answer.
+                if (
+                    other.hit is best.hit
+                    and abs(other.index - best.index) == 1
+                    and other.index not in chosen
+                    and other.score >= best.score * self.settings.pair_ratio
+                ):
+                    chosen.append(other.index)
+                    chosen.sort()
+                    break
         first, last = sentences[chosen[0]], sentences[chosen[-1]]
+        if len(chosen) > 1 and best.text.rstrip().endswith(":"):
+            body = best.text + "\n" + "\n".join(f"- {chunk.sentence_text(sentences[j])}" for j in chosen[1:])
+        else:
+            body = " ".join(chunk.sentence_text(sentences[j]) for j in chosen)
+            if ANAPHOR.match(best.text) and chunk.subject and not _find_spelling(body, chunk.subject):
+                body = f"{chunk.subject}: {body}"
         citation = cite(1, chunk, Sentence(first.start, last.end))
-        short = self._short_answer(best, body)
-        text = f"{short} [1]\n\n{body} [1]" if short else f"{body} [1]"
-        return text, (citation,)
-
-    def _short_answer(self, best: Read, body: str) -> str:
-        # The reader's span, when it is sure of it and it says less than the sentence does.
-        verdict = best.verdict
-        span = verdict.span(best.text)
-        if verdict.p_span < self.reader.calibration.span_threshold or not span:
-            return ""
-        if len(span.split()) > self.settings.max_span_words or len(span) >= 0.8 * len(best.text.strip()):
-            return ""
-        return span.rstrip(".,;:")
+        return Answer(
+            question=question,
+            text=f"{strip_footnotes(body)} [1]",
+            citations=(citation,),
+            abstained=False,
+            hits=tuple(hits),
+        )
 
 
-def _declined(question: str, hits: Sequence[Hit], confidence: float, text: str = NOT_FOUND) -> Answer:
-    return Answer(question=question, text=text, citations=(), abstained=True, hits=tuple(hits), confidence=confidence)
+def _concordance(question_order: list[str], sentence_terms: list[str]) -> float:
+    # Kendall's tau between the question's order of shared terms and the sentence's: a question
+    # built by swapping who does what to whom reverses them.
+    position: dict[str, int] = {}
+    for i, term in enumerate(sentence_terms):
+        position.setdefault(term, i)
+    ranks = [position[t] for t in question_order if t in position]
+    pairs = [(a, b) for i, a in enumerate(ranks) for b in ranks[i + 1 :]]
+    if not pairs:
+        return 0.0
+    return sum(1 if a < b else -1 if a > b else 0 for a, b in pairs) / len(pairs)
 
 
-def _usable(text: str, chunk: Chunk, q: QuestionProfile) -> bool:
+_NEGATION = re.compile(r"\b(not|no|never|none|nor|neither|without|n't|cannot|lack|fail(ed|s)?)\b", re.IGNORECASE)
+
+
+def _negated(text: str) -> bool:
+    return bool(_NEGATION.search(text))
+
+
+def _type_signal(q: QuestionProfile, text: str) -> float:
+    if q.answer_type is None:
+        return 0.0
+    if q.answer_type == "number":
+        found = _has_quantity(text, percentage=bool(_PERCENT_CUES.search(q.text))) and _counts(text, q)
+    elif q.answer_type == "money":
+        found = bool(_MONEY.search(text))
+    elif q.answer_type == "date":
+        found = bool(_DATE.search(text))
+    elif q.answer_type == "reason":
+        found = bool(_REASON.search(text))
+    else:
+        found = _has_new_name(text, q)
+    return 1.0 if found else -1.0
+
+
+# An amount of money: a currency sign or name, or a price of nothing ("free of charge").
+_MONEY = re.compile(
+    r"[€$£¥₹]|\b(euros?|eur|usd|gbp|dollars?|pounds?|sterling|kronor|krona|sek|msek|nok|dkk|francs?|chf|yen|"
+    r"yuan|rupees?|cents?)\b|\d\s?(k|m|bn)€|\b(free of charge|for free|no charge|without charge|costs? nothing)\b",
+    re.IGNORECASE,
+)
+_PERCENT_CUES = re.compile(r"\b(percentage|percent|proportion|share)\b", re.IGNORECASE)
+_PERCENT = re.compile(r"%|\bper ?cent\b|\bpercentage\b|\bhalf\b|\bquarter\b|\bthird\b", re.IGNORECASE)
+_MONTH = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|"
+    r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+)
+# Numbers that date something rather than count it: a year, an ordinal day, a day next to its month.
+_NOT_A_COUNT = re.compile(
+    rf"^(?:19|20)\d\d$|^\d+(?:st|nd|rd|th)$|^{_MONTH}$",
+    re.IGNORECASE,
+)
+_DAY_OF_MONTH = re.compile(
+    rf"\b\d{{1,2}}(?:st|nd|rd|th)?\.?\s+{_MONTH}\b|\b{_MONTH}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?\b", re.I
+)
+
+
+# Words that count the people at an event: "How many people attended?" is answered by
+# "60 participants". (Not "15 members" or "300 researchers": those count something narrower.)
+_PEOPLE = frozenset(analyze("people person persons participants attendees visitors delegates guests"))
+
+
+def _counts(text: str, q: QuestionProfile) -> bool:
+    # "How many people attended?" is not answered by "800 companies and 35,000 jobs": the
+    # sentence must name what is counted, when both are in one language ("6 företag" may well
+    # count the companies of an English question).
+    if not q.counted:
+        return True
+    languages = {detect_language(text), detect_language(q.text)}
+    if len(languages) > 1 and "und" not in languages:
+        return True
+    terms = set(analyze(text))
+    return q.counted in terms or (q.counted in _PEOPLE and bool(terms & _PEOPLE))
+
+
+def _has_quantity(text: str, *, percentage: bool) -> bool:
+    # "How many ..." is answered by a count, not by the year or the day the sentence mentions:
+    # "set up in May 2018" holds no answer to "how many members ...". A question about a share
+    # wants a percentage or a fraction.
+    if percentage:
+        return bool(_PERCENT.search(text))
+    undated = _DAY_OF_MONTH.sub(" ", text)
+    for match in _NUMBER.finditer(undated):
+        end = match.end()
+        token = undated[match.start() : end] + (re.match(r"(?:st|nd|rd|th)\b", undated[end:]) or [""])[0]
+        if not _NOT_A_COUNT.match(token):
+            return True
+    return False
+
+
+def _has_new_name(text: str, q: QuestionProfile) -> bool:
+    # A name in the sentence that the question does not already contain.
+    asked = fold(q.text)
+    for i, match in enumerate(_WORD.finditer(text)):
+        token = match.group(0)
+        if is_name_token(token, at_sentence_start=i == 0) and fold(token) not in asked:
+            return True
+    return False
+
+
+def _introduces_list(sentence: str, frame: Sequence[str]) -> bool:
+    # "... gathers four European regions: Auvergne-Rhône-Alpes, Baden-Württemberg, Catalonia and
+    # Lombardy" answers "Which regions ...?": the noun asked for, then the names it lists.
+    if not frame:
+        return False
+    for match in re.finditer(r"[^\W\d_]+", sentence):
+        if analyze(match.group(0)) != [frame[0]]:
+            continue
+        rest = sentence[match.end() :]
+        opener = re.match(r"\s*(?::|,?\s+(?:are|were|include|included|includes|such as|namely|like)\b)", rest, re.I)
+        if opener and len(re.findall(r"(?:^|,|\band\b)\s*[A-Z]", rest[opener.end() :])) >= 2:
+            return True
+    return False
+
+
+def usable(text: str, chunk: Chunk, q: QuestionProfile) -> bool:
+    """Tells whether a sentence can be an answer at all (not a label, heading, link or question)."""
     stripped = text.strip()
     if len(stripped.split()) < 3 or BOILERPLATE.match(stripped):
         return False
@@ -318,14 +545,14 @@ def _usable(text: str, chunk: Chunk, q: QuestionProfile) -> bool:
     plain = re.sub(r"^[#*\s]+|[*\s]+$", "", stripped)  # a Markdown heading line
     if plain in chunk.section_path or plain == chunk.title:
         return False
-    if _restates(stripped, q):
+    if restates(stripped, q):
         return False
     if _URL.search(stripped) and not _WEB_CUES.search(q.text):
         return len(_URL.sub("", stripped).split()) >= 8
     return True
 
 
-def _restates(sentence: str, q: QuestionProfile) -> bool:
+def restates(sentence: str, q: QuestionProfile) -> bool:
     """Tells whether a sentence is a question, or says nothing the question does not say.
 
     A document that repeats a question ("Which partners hold a Gold label?") would otherwise
@@ -341,20 +568,25 @@ def _restates(sentence: str, q: QuestionProfile) -> bool:
     return bool(terms) and terms <= set(q.terms) | set(analyze(q.text))
 
 
-def _enumerates(sentence: str) -> bool:
+def strip_footnotes(text: str) -> str:
+    """Removes a document's own footnote markers ("Stuttgart [5].") that would read as citations."""
+    return _FOOTNOTE.sub("", text)
+
+
+def enumerates(sentence: str) -> bool:
     """Tells whether a sentence is itself a list of names ("A, B, C and D")."""
     parts = re.split(r",|\band\b|;", sentence)
     capitalised = sum(1 for p in parts if re.search(r"\b[A-Z][\w-]", p.strip()[:40]))
     return len(parts) >= 4 and capitalised >= 3
 
 
-def _is_list_item(chunk: Chunk, sentence: Sentence) -> bool:
+def is_list_item(chunk: Chunk, sentence: Sentence) -> bool:
     line_start = chunk.text.rfind("\n", 0, sentence.start - chunk.start) + 1
     prefix = chunk.text[line_start : sentence.start - chunk.start]
     return bool(_LIST_PREFIX.match(prefix))
 
 
-def _is_prose(chunk: Chunk, sentence: Sentence) -> bool:
+def is_prose(chunk: Chunk, sentence: Sentence) -> bool:
     text = chunk.sentence_text(sentence).strip()
     return len(text.split()) >= 4 and text not in chunk.section_path
 
@@ -377,14 +609,14 @@ def item_name(sentence: str, chunk: Chunk) -> str:
 
 def attributed(sentence: str, chunk: Chunk) -> str:
     """Prefixes a sentence with its subject when it only says "this cluster" or "it"."""
-    if chunk.subject and _ANAPHOR.match(sentence) and not _find_spelling(sentence, chunk.subject):
+    if chunk.subject and ANAPHOR.match(sentence) and not _find_spelling(sentence, chunk.subject):
         return f"{chunk.subject}: {sentence}"
     return sentence
 
 
 def _find_spelling(sentence: str, subject: str) -> str:
     # "Poolnet" is spelt "Pool-Net" in the sentence: compare letters and digits only.
-    target = re.sub(r"[\W_]+", "", fold(subject))
+    target = re.sub(r"[\W_]+", "", _fold(subject))
     if not target:
         return ""
     folded = _fold_aligned(sentence)
@@ -393,16 +625,21 @@ def _find_spelling(sentence: str, subject: str) -> str:
     return sentence[match.start() : match.end()] if match else ""
 
 
-def _join_names(names: list[str]) -> str:
+def join_names(names: list[str]) -> str:
     if len(names) == 1:
         return names[0]
     return ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def _key(name: str) -> str:
-    return re.sub(r"[\W_]+", "", fold(name))
+def name_key(name: str) -> str:
+    return re.sub(r"[\W_]+", "", _fold(name))
+
+
+def _fold(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def _fold_aligned(text: str) -> str:
     # Folds character by character so that offsets into the result are offsets into `text`.
-    return "".join((fold(c) or " ")[0] for c in text)
+    return "".join((_fold(c) or " ")[0] for c in text)

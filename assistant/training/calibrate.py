@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from assistant.answering.extractive import FEATURES
 from assistant.answering.reader import CALIBRATION_FILE, MODEL_FILE, Reader, sha256_of
+from assistant.answering.reader_answerer import FEATURES
 from assistant.training import squad
-from assistant.training.reader_trainer import TRAINING_FILE, TrainingConfig, auc
+from assistant.training.reader_trainer import TRAINING_FILE, TrainingConfig, auc, span_f1
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class Observation:
     answerable: bool
     features: np.ndarray  # one row per candidate sentence read, columns as `FEATURES`
     holds_answer: np.ndarray  # per candidate: it contains a gold answer (answerable questions)
+    spans: np.ndarray  # per candidate: (probability of its short answer, that answer's F1 against the gold)
 
 
 def write_corpus(articles: list[dict], folder: Path) -> None:  # type: ignore[type-arg]
@@ -57,7 +58,9 @@ def observe(reader_dir: Path, squad_dir: Path, *, k: int = 5, seed: int = Traini
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp) / "corpus"
         write_corpus(held_out, corpus)
-        settings = Settings(corpus_dir=corpus, index_dir=Path(tmp) / "index", reader_dir=reader_dir, k=k)
+        settings = Settings(
+            corpus_dir=corpus, index_dir=Path(tmp) / "index", reader_dir=reader_dir, k=k, answerer="reader"
+        )
         assistant = Assistant.from_settings(settings)
         assistant.index()
         engine = assistant.engine
@@ -68,7 +71,13 @@ def observe(reader_dir: Path, squad_dir: Path, *, k: int = 5, seed: int = Traini
             texts = [t for _, t in q.answers]
             rows = np.asarray([[r.features()[f] for f in FEATURES] for r in reads]).reshape(-1, len(FEATURES))
             holds = np.asarray([any(t in r.text for t in texts) for r in reads], dtype=bool)
-            out.append(Observation(bool(q.answers), rows, holds))
+            spans = np.asarray(
+                [
+                    [r.verdict.p_span, max((span_f1(r.verdict.span(r.text), t) for t in texts), default=0.0)]
+                    for r in reads
+                ]
+            ).reshape(-1, 2)
+            out.append(Observation(bool(q.answers), rows, holds, spans))
     return out
 
 
@@ -99,6 +108,7 @@ class Scored:
     answerable: bool
     best: float
     found: bool  # the best-scored candidate holds a gold answer
+    span: tuple[float, float] = (0.0, 0.0)  # the best candidate's short answer: probability, F1
 
 
 def score_with(observations: list[Observation], combiner: dict[str, float]) -> list[Scored]:
@@ -114,7 +124,8 @@ def score_with(observations: list[Observation], combiner: dict[str, float]) -> l
         else:
             scores = 1 / (1 + np.exp(-o.features[:, FEATURES.index("reader")]))
         best = int(np.argmax(scores))
-        out.append(Scored(o.answerable, float(scores[best]), bool(o.holds_answer[best])))
+        span = (float(o.spans[best, 0]), float(o.spans[best, 1]))
+        out.append(Scored(o.answerable, float(scores[best]), bool(o.holds_answer[best]), span))
     return out
 
 
@@ -131,6 +142,22 @@ def fit(scored: list[Scored], *, answered: float) -> dict[str, float]:
         "found_when_answered": float(np.mean([o.found for o in scored if o.answerable and o.best >= threshold])),
         "found_first": float(np.mean([o.found for o in scored if o.answerable])),
     }
+
+
+def fit_span_threshold(scored: list[Scored], threshold: float, *, precision: float = 0.85) -> float:
+    """Returns the lowest short-answer probability above which shown short answers are right.
+
+    Over the answerable questions the line answers, a short answer is right when its F1
+    against a gold answer reaches 0.5 (the sentence chosen may be the wrong one, too); the
+    threshold keeps `precision` of those shown right. 1.0 (never shown) when none does.
+    """
+    shown = sorted((o.span for o in scored if o.answerable and o.best >= threshold), key=lambda s: -s[0])
+    chosen, right = 1.0, 0
+    for n, (p_span, f1) in enumerate(shown, 1):
+        right += f1 >= 0.5
+        if n >= 50 and right / n >= precision:
+            chosen = p_span
+    return round(chosen, 4)
 
 
 def trade_off(scored: list[Scored]) -> list[dict[str, float]]:
@@ -166,12 +193,14 @@ def calibrate(reader_dir: Path, squad_dir: Path, *, k: int = 5, answered: float 
     data.update(
         {
             "answer_threshold": chosen["answer_threshold"],
+            "span_threshold": fit_span_threshold(scored, chosen["answer_threshold"]),
             "combiner": chosen_combiner,
             "fitted_on": (
                 f"the assistant's own line (hybrid retrieval, k={k}, reader) over the "
                 f"{TrainingConfig.validation_articles} SQuAD 2.0 dev articles held out from training "
                 f"({len(observations)} questions); the threshold keeps {answered:.0%} of answerable "
-                "questions answered. The span threshold comes from the reader's validation."
+                "questions answered; the span threshold leads with a short answer only where 85% of "
+                "those shown in the line are right."
             ),
             "in_line": chosen,
             "in_line_reader_alone": alone,

@@ -1,0 +1,302 @@
+"""Question + Hits -> Answer built from the documents' own sentences, chosen by the trained reader.
+
+No model writes anything. The sentences of the retrieved passages are read against the
+question by the reader (`assistant.answering.reader`, a cross-encoder trained on SQuAD), each in
+its context (section heading, sentence before). The sentence the reader finds most likely to
+answer is the answer, led by its short answer when the reader is sure of it ("Plastipolis
+[1]"). When no sentence clears the reader's calibrated threshold, the answer says the
+documents do not hold it instead of guessing. A list question gets every item the reader
+accepts, each with its citation. A sentence that only says "this cluster" is attributed to the
+subject of its section.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from assistant.answering.citations import cite
+from assistant.answering.extractive import (
+    ANAPHOR,
+    REFERS_BACK,
+    attributed,
+    enumerates,
+    is_list_item,
+    is_prose,
+    item_name,
+    join_names,
+    name_key,
+    strip_footnotes,
+    usable,
+)
+from assistant.answering.reader import Candidate, Reader, Verdict
+from assistant.keyword_index import analyze
+from assistant.question import QuestionProfile, profile
+from assistant.records import NOT_FOUND, Answer, Chunk, Citation, Hit, Sentence, Turn
+
+
+@dataclass(frozen=True)
+class Read:
+    """A candidate sentence of a hit with the reader's verdict on it and its answer score."""
+
+    hit: Hit
+    index: int  # position of the sentence in its chunk
+    sentence: Sentence
+    text: str
+    verdict: Verdict
+    coverage: float  # idf-weighted share of the question's terms the sentence and heading state
+    similarity: float  # embedding similarity of the sentence to the question
+    p: float = 0.0  # the answer score: how likely the sentence answers the question
+
+    def features(self) -> dict[str, float]:
+        """The evidence the calibration's combiner weighs (see `FEATURES`)."""
+        p = min(max(self.verdict.p_answer, 1e-6), 1 - 1e-6)
+        return {
+            "reader": math.log(p / (1 - p)),
+            "coverage": self.coverage,
+            "similarity": self.similarity,
+            "rank": 1.0 / self.hit.rank,
+        }
+
+
+FEATURES = ("reader", "coverage", "similarity", "rank")
+
+
+def answer_score(read: Read, combiner: dict[str, float]) -> float:
+    """Returns the reader's probability, or the combiner's when the calibration has one."""
+    if not combiner:
+        return read.verdict.p_answer
+    values = read.features()
+    z = combiner.get("bias", 0.0) + sum(w * values[name] for name, w in combiner.items() if name != "bias")
+    return 1.0 / (1.0 + math.exp(-z))
+
+
+@dataclass(frozen=True)
+class _Offered:
+    hit: Hit
+    index: int
+    candidate: Candidate
+    coverage: float
+    similarity: float
+
+
+@dataclass(frozen=True)
+class ReaderSettings:
+    """How many sentences the reader reads, and how answers are put together.
+
+    The reader's thresholds (when to decline, when to lead with the short answer) are not
+    here: they are data, fitted for the model and shipped beside it (`Reader.calibration`).
+    """
+
+    candidates: int = 16  # sentences read per question, the likeliest by a cheap first pass
+    list_ratio: float = 0.5  # a list item's p_answer must reach this share of the best one's
+    max_items: int = 10
+    max_span_words: int = 12  # a longer short answer is no shorter than the sentence
+
+
+class ReaderAnswerer:
+    """Answers from retrieved passages with the sentences the reader finds to answer, cited.
+
+    Args:
+        reader: reads (question, sentence) pairs; its calibration decides when to decline
+            (the reader shipped with the package by default).
+        settings: candidate count and composition limits.
+        idf: term -> rarity in the index, for the cheap first pass (flat without an index).
+        knows_name: name -> whether any indexed document may mention it.
+        previous: chunk -> the chunk before it in its document (for a first sentence's context).
+    """
+
+    name = "reader"
+
+    def __init__(
+        self,
+        reader: Reader | None = None,
+        settings: ReaderSettings | None = None,
+        idf: Callable[[str], float] | None = None,
+        knows_name: Callable[[str], bool] | None = None,
+        previous: Callable[[Chunk], Chunk | None] | None = None,
+    ) -> None:
+        self.reader = reader or Reader()
+        self.settings = settings or ReaderSettings()
+        self._idf = idf
+        self._knows_name = knows_name
+        self._previous = previous
+
+    @property
+    def threshold(self) -> float:
+        """The p_answer a sentence needs to be given as an answer."""
+        return self.reader.calibration.answer_threshold
+
+    def answer(self, question: str, hits: Sequence[Hit], history: Sequence[Turn] = ()) -> Answer:
+        """Returns a grounded answer, or an abstention when the hits do not answer it.
+
+        `history` is accepted for the `Answerer` protocol; follow-ups arrive already rewritten.
+        """
+        q = profile(question)
+        unknown = [n for n in q.names if self._knows_name and not self._knows_name(n)]
+        if unknown:
+            # A question about something no document mentions ("the FIFA World Cup") has no
+            # answer here, however well some sentence reads against its other words.
+            return _declined(question, hits, 0.0, f"{NOT_FOUND} They never mention {join_names(unknown)}.")
+        reads = self.read(q, hits)
+        confidence = reads[0].p if reads else 0.0
+        if confidence < self.threshold:
+            return _declined(question, hits, confidence)
+        answer = None
+        if q.wants_list and not enumerates(reads[0].text):
+            items = self._section_items(reads) or self._list_items(reads)
+            if len(items) > 1:
+                answer = self._list_answer(question, items, hits)
+        answer = answer or self._fact_answer(question, reads[0], hits)
+        return Answer(
+            question=question,
+            text=answer[0],
+            citations=answer[1],
+            abstained=False,
+            hits=tuple(hits),
+            confidence=confidence,
+        )
+
+    # -- reading ----------------------------------------------------------------------
+
+    def read(self, q: QuestionProfile, hits: Sequence[Hit]) -> list[Read]:
+        """Reads the likeliest sentences of the hits against the question, best first."""
+        offered = self._offered(q, hits)
+        ranked = sorted(offered, key=lambda o: -(o.coverage + o.similarity))[: self.settings.candidates]
+        verdicts = self.reader.read(q.text, [o.candidate for o in ranked])
+        combiner = self.reader.calibration.combiner
+        reads = []
+        for o, verdict in zip(ranked, verdicts, strict=True):
+            sentence = o.hit.chunk.sentences[o.index]
+            read = Read(o.hit, o.index, sentence, o.candidate.sentence, verdict, o.coverage, o.similarity)
+            reads.append(replace(read, p=answer_score(read, combiner)))
+        reads.sort(key=lambda r: (-r.p, r.hit.rank, r.sentence.start))
+        return reads
+
+    def _offered(self, q: QuestionProfile, hits: Sequence[Hit]) -> list[_Offered]:
+        # The cheap first pass: the share of the question's (idf-weighted) terms a sentence and
+        # its heading state, plus its embedding similarity to the question. It only decides
+        # which sentences the reader reads, not which one answers.
+        weights = {t: self._idf(t) if callable(self._idf) else 1.0 for t in q.terms}
+        total = sum(weights.values()) or 1.0
+        seen: set[tuple[str, int, int]] = set()
+        offered = []
+        for hit in hits:
+            chunk = hit.chunk
+            heading = chunk.subject or chunk.title
+            lead = self._lead(chunk)
+            around = set(analyze(f"{heading} {chunk.section}"))
+            for index, sentence in enumerate(chunk.sentences):
+                key = (chunk.doc_id, sentence.start, sentence.end)
+                text = chunk.sentence_text(sentence)
+                if key in seen or not usable(text, chunk, q):
+                    continue
+                seen.add(key)
+                previous = chunk.sentence_text(chunk.sentences[index - 1]) if index else lead
+                present = set(analyze(text)) | around
+                coverage = sum(w for t, w in weights.items() if t in present) / total
+                similarity = (
+                    hit.sentence_similarity[index] if index < len(hit.sentence_similarity) else hit.vector_score
+                )
+                candidate = Candidate(text.strip(), heading=heading, previous=previous.strip())
+                offered.append(_Offered(hit, index, candidate, coverage, similarity))
+        return offered
+
+    def _lead(self, chunk: Chunk) -> str:
+        # The last sentence before the chunk, when the chunk only continues its section's text.
+        if not callable(self._previous):
+            return ""
+        before = self._previous(chunk)
+        if before is None or before.section_path != chunk.section_path or not before.sentences:
+            return ""
+        return before.sentence_text(before.sentences[-1])
+
+    # -- composing --------------------------------------------------------------------
+
+    def _section_items(self, reads: list[Read]) -> list[Read]:
+        # The retriever found the items as the subsections of a section the question names
+        # ("3.3.1. Auvergne Rhône-Alpes" > "Plastipolis", "Viameca", "Minalogic"): each one the
+        # reader accepts is an item, told by its best sentence.
+        best: dict[tuple[str, int], Read] = {}
+        for read in reads:  # best first
+            hit = read.hit
+            if hit.item_of and hit.chunk.subject and read.p >= self.threshold:
+                best.setdefault((hit.chunk.doc_id, hit.chunk.start), read)
+        return list(best.values()) if len(best) > 1 else []
+
+    def _list_items(self, reads: list[Read]) -> list[Read]:
+        # Every sentence the reader accepts nearly as well as the best names an item, once.
+        floor = max(self.threshold, reads[0].p * self.settings.list_ratio)
+        items: list[Read] = []
+        names: set[str] = set()
+        for read in reads:
+            if read.p < floor:
+                break
+            name = item_name(read.text, read.hit.chunk)
+            if not name or name_key(name) in names:
+                continue
+            names.add(name_key(name))
+            items.append(read)
+            if len(items) == self.settings.max_items:
+                break
+        return items
+
+    def _list_answer(self, question: str, items: list[Read], hits: Sequence[Hit]) -> tuple[str, tuple[Citation, ...]]:
+        hit_order = {h.chunk.doc_id: h.rank for h in reversed(hits)}
+        items = sorted(
+            items, key=lambda r: (hit_order.get(r.hit.chunk.doc_id, 99), r.hit.chunk.doc_id, r.sentence.start)
+        )
+        citations: list[Citation] = []
+        names: list[str] = []
+        lines: list[str] = []
+        for n, item in enumerate(items, start=1):
+            chunk = item.hit.chunk
+            citations.append(cite(n, chunk, item.sentence))
+            names.append(f"{item_name(item.text, chunk)} [{n}]")
+            lines.append(f"- {strip_footnotes(attributed(item.text, chunk))} [{n}]")
+        return join_names(names) + ".\n\n" + "\n".join(lines), tuple(citations)
+
+    def _fact_answer(self, question: str, best: Read, hits: Sequence[Hit]) -> tuple[str, tuple[Citation, ...]]:
+        chunk = best.hit.chunk
+        sentences = chunk.sentences
+        chosen = [best.index]
+        if best.text.rstrip().endswith(":"):
+            # The sentence introduces a list: the items that follow are the answer.
+            for j in range(best.index + 1, len(sentences)):
+                if not is_list_item(chunk, sentences[j]) or len(chosen) > self.settings.max_items:
+                    break
+                chosen.append(j)
+            body = best.text + "\n" + "\n".join(f"- {chunk.sentence_text(sentences[j])}" for j in chosen[1:])
+        else:
+            names_subject = bool(chunk.subject) and ANAPHOR.match(best.text) is not None
+            previous = best.index - 1
+            if (
+                REFERS_BACK.match(best.text)
+                and not names_subject
+                and previous >= 0
+                and is_prose(chunk, sentences[previous])
+            ):
+                chosen.insert(0, previous)  # "At this occasion ..." needs the occasion
+            body = attributed(" ".join(chunk.sentence_text(sentences[j]) for j in chosen), chunk)
+        # A document's own footnote markers ("Stuttgart [5].") would read as citations.
+        body = strip_footnotes(body)
+        first, last = sentences[chosen[0]], sentences[chosen[-1]]
+        citation = cite(1, chunk, Sentence(first.start, last.end))
+        short = self._short_answer(best, body)
+        text = f"{short} [1]\n\n{body} [1]" if short else f"{body} [1]"
+        return text, (citation,)
+
+    def _short_answer(self, best: Read, body: str) -> str:
+        # The reader's span, when it is sure of it and it says less than the sentence does.
+        verdict = best.verdict
+        span = verdict.span(best.text)
+        if verdict.p_span < self.reader.calibration.span_threshold or not span:
+            return ""
+        if len(span.split()) > self.settings.max_span_words or len(span) >= 0.8 * len(best.text.strip()):
+            return ""
+        return span.rstrip(".,;:")
+
+
+def _declined(question: str, hits: Sequence[Hit], confidence: float, text: str = NOT_FOUND) -> Answer:
+    return Answer(question=question, text=text, citations=(), abstained=True, hits=tuple(hits), confidence=confidence)

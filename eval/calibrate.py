@@ -1,0 +1,215 @@
+"""Fits the extractive answerer's weights on gold sets, and prints them with the trade-offs.
+
+    python eval/calibrate.py --set eval/gold.jsonl=index \
+        --set ../shared/bench/squad2/gold-dev.jsonl=/tmp/squad2-index
+
+Two fits, both on the signals of `assistant.answering.extractive.Evidence`:
+1. sentence selection: a pairwise logistic regression that prefers sentences holding a key
+   fact of the gold answer over sentences of the same retrieved passages that hold none;
+2. answerability: a logistic regression on the best sentence's signals that tells answerable
+   gold questions from unanswerable ones (classes and sets weighted equally).
+The printed dictionaries go into `ExtractiveSettings`; the table shows, for each threshold,
+how many answerable questions get an answer and how many unanswerable ones are declined, so
+the threshold is a visible trade-off rather than a magic number.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+
+from assistant import evaluation
+from assistant.answering.extractive import Evidence, ExtractiveAnswerer, ExtractiveSettings
+from assistant.config import Settings
+from assistant.conversation import standalone_question
+from assistant.pipeline import Assistant
+from assistant.question import profile
+from assistant.records import Turn
+
+SIGNALS = [f.name for f in fields(Evidence)]
+
+
+def vector(evidence: Evidence) -> np.ndarray:
+    """Returns the signals of one sentence as an array, in `SIGNALS` order."""
+    return np.array([getattr(evidence, name) for name in SIGNALS], dtype=np.float64)
+
+
+def collect(gold_path: Path, index_dir: Path, k: int) -> list[dict[str, object]]:
+    """Retrieves and scores the candidate sentences of every gold question."""
+    assistant = Assistant(Settings(index_dir=index_dir))
+    engine = assistant.engine
+    answerer = engine.answerer
+    assert isinstance(answerer, ExtractiveAnswerer)
+    rows = []
+    for question in evaluation.load_gold(gold_path):
+        history = [Turn(t.role, t.content) for t in question.history]
+        standalone = standalone_question(question.question, history)
+        hits = engine.retriever.search(standalone, k)
+        candidates = answerer.candidates(profile(standalone), hits)
+        rows.append(
+            {
+                "gold": question,
+                "features": np.array([vector(c.evidence) for c in candidates]).reshape(-1, len(SIGNALS)),
+                "good": np.array(
+                    [
+                        bool(question.key_facts) and any(evaluation.contains(c.text, f) for f in question.key_facts)
+                        for c in candidates
+                    ]
+                ),
+                "complete": np.array(
+                    [
+                        bool(question.key_facts) and all(evaluation.contains(c.text, f) for f in question.key_facts)
+                        for c in candidates
+                    ]
+                ),
+                "penalty": np.array([-0.1 if len(c.text.split()) > 60 else 0.0 for c in candidates]),
+            }
+        )
+    return rows
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, weight: np.ndarray, l2: float = 0.01, steps: int = 4000) -> np.ndarray:
+    """Weighted logistic regression by gradient descent; returns [bias, *coefficients]."""
+    design = np.hstack([np.ones((len(x), 1)), x])
+    beta = np.zeros(design.shape[1])
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-design @ beta))
+        gradient = design.T @ (weight * (p - y)) / weight.sum() + l2 * np.r_[0, beta[1:]]
+        beta -= 0.5 * gradient
+    return beta
+
+
+def fit_selection(sets: list[list[dict[str, object]]], set_weights: list[float]) -> np.ndarray:
+    """Pairwise fit: good sentences should outscore bad ones of the same question."""
+    diffs, weights = [], []
+    rng = np.random.default_rng(0)
+    for rows, set_weight in zip(sets, set_weights, strict=True):
+        pairs = []
+        for row in rows:
+            good, features = row["good"], row["features"]
+            assert isinstance(good, np.ndarray) and isinstance(features, np.ndarray)
+            positives, negatives = features[good], features[~good]
+            if not len(positives) or not len(negatives):
+                continue
+            for _ in range(20):
+                pairs.append(positives[rng.integers(len(positives))] - negatives[rng.integers(len(negatives))])
+        diffs.extend(pairs)
+        weights.extend([set_weight / max(len(pairs), 1)] * len(pairs))  # sets count by weight
+    x = np.array(diffs)
+    # Symmetrise so that no bias is needed: (a - b) is good, (b - a) is bad.
+    both = np.vstack([x, -x])
+    y = np.r_[np.ones(len(x)), np.zeros(len(x))]
+    w = np.r_[weights, weights]
+    return fit_logistic(both, y, w)[1:]
+
+
+def best_of(row: dict[str, object], select: np.ndarray) -> int | None:
+    """Index of the best candidate under the selection weights."""
+    features, penalty = row["features"], row["penalty"]
+    assert isinstance(features, np.ndarray) and isinstance(penalty, np.ndarray)
+    if not len(features):
+        return None
+    return int(np.argmax(features @ select + penalty))
+
+
+def _auc(score: np.ndarray, label: np.ndarray) -> float:
+    positives, negatives = score[label == 1], score[label == 0]
+    if not len(positives) or not len(negatives):
+        return float("nan")
+    wins = (positives[:, None] > negatives[None, :]).mean() + 0.5 * (positives[:, None] == negatives[None, :]).mean()
+    return float(wins)
+
+
+def main() -> None:
+    """Runs both fits and prints the weights and the threshold table."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--set", action="append", required=True, help="GOLD=INDEX_DIR[@WEIGHT] (repeatable; weight 1)")
+    parser.add_argument("--k", type=int, default=5)
+    args = parser.parse_args()
+    sets = []
+    names = []
+    set_weights = []
+    for spec in args.set:
+        gold, rest = spec.split("=", 1)
+        index, _, weight = rest.partition("@")
+        names.append(Path(gold).name)
+        set_weights.append(float(weight or 1))
+        sets.append(collect(Path(gold), Path(index), args.k))
+
+    select = fit_selection(sets, set_weights)
+    select = select / np.abs(select).max()  # scale is free for a ranking; keep numbers readable
+    defaults = ExtractiveSettings()
+    current = np.array([defaults.select.get(name, 0.0) for name in SIGNALS])
+
+    xs, ys, ws, owner = [], [], [], []
+    for number, (rows, set_weight) in enumerate(zip(sets, set_weights, strict=True)):
+        answerable = sum(1 for r in rows if r["gold"].answerable)  # type: ignore[attr-defined]
+        unanswerable = len(rows) - answerable
+        for row in rows:
+            i = best_of(row, select)
+            if i is None:
+                continue
+            features = row["features"]
+            assert isinstance(features, np.ndarray)
+            label = 1.0 if row["gold"].answerable else 0.0  # type: ignore[attr-defined]
+            xs.append(features[i])
+            ys.append(label)
+            ws.append(set_weight / max(answerable if label else unanswerable, 1))
+            owner.append(number)
+    answer = fit_logistic(np.array(xs), np.array(ys), np.array(ws))
+
+    print("selection accuracy (best sentence holds a key fact / all key facts):")
+    for name, rows in zip(names, sets, strict=True):
+        for label, weights in (("current", current), ("fitted", select)):
+            hits = complete = total = 0
+            for row in rows:
+                if not row["gold"].answerable:  # type: ignore[attr-defined]
+                    continue
+                total += 1
+                i = best_of(row, weights)
+                if i is not None:
+                    hits += bool(row["good"][i])  # type: ignore[index]
+                    complete += bool(row["complete"][i])  # type: ignore[index]
+            print(f"  {name:24s} {label:8s} {hits / total:.3f} / {complete / total:.3f}")
+    print("\nselect = {" + ", ".join(f'"{n}": {v:.3f}' for n, v in zip(SIGNALS, select, strict=True)) + "}")
+    print(
+        "answer = {"
+        + f'"bias": {answer[0]:.3f}, '
+        + ", ".join(f'"{n}": {v:.3f}' for n, v in zip(SIGNALS, answer[1:], strict=True))
+        + "}"
+    )
+
+    print("\nhow well each signal of the best sentence alone tells answerable from not (AUC, all | per set):")
+    x_all, y_all = np.array(xs), np.array(ys)
+    set_of = np.array(owner)
+    columns = [*(x_all[:, j] for j in range(len(SIGNALS))), x_all @ answer[1:]]
+    for name, column in zip([*SIGNALS, "fitted"], columns, strict=True):
+        per_set = " ".join(f"{_auc(column[set_of == s], y_all[set_of == s]):.3f}" for s in range(len(sets)))
+        print(f"  {name:14s} {_auc(column, y_all):.3f} | {per_set}")
+    print("\nthreshold | " + " | ".join(f"{n}: answered / declined" for n in names))
+    for threshold in (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7):
+        cells = []
+        for rows in sets:
+            answered = declined = n_answerable = n_unanswerable = 0
+            for row in rows:
+                i = best_of(row, select)
+                p = 0.0
+                if i is not None:
+                    features = row["features"]
+                    assert isinstance(features, np.ndarray)
+                    p = 1 / (1 + np.exp(-(answer[0] + features[i] @ answer[1:])))
+                if row["gold"].answerable:  # type: ignore[attr-defined]
+                    n_answerable += 1
+                    answered += p >= threshold
+                else:
+                    n_unanswerable += 1
+                    declined += p < threshold
+            cells.append(f"{answered / max(n_answerable, 1):.3f} / {declined / max(n_unanswerable, 1):.3f}")
+        print(f"{threshold:9.2f} | " + " | ".join(cells))
+
+
+if __name__ == "__main__":
+    main()
