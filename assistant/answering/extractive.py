@@ -16,6 +16,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from assistant.answering.citations import cite
 from assistant.documents import BOILERPLATE, detect_language
@@ -356,20 +357,8 @@ class ExtractiveAnswerer:
         return items
 
     def _list_answer(self, question: str, items: list[Scored], hits: Sequence[Hit]) -> Answer:
-        hit_order = {h.chunk.doc_id: h.rank for h in reversed(hits)}
-        items = sorted(
-            items, key=lambda s: (hit_order.get(s.hit.chunk.doc_id, 99), s.hit.chunk.doc_id, s.sentence.start)
-        )
-        citations: list[Citation] = []
-        names: list[str] = []
-        lines: list[str] = []
-        for n, item in enumerate(items, start=1):
-            chunk = item.hit.chunk
-            citations.append(cite(n, chunk, item.sentence))
-            names.append(f"{item_name(item.text, chunk)} [{n}]")
-            lines.append(f"- {strip_footnotes(attributed(item.text, chunk))} [{n}]")
-        text = join_names(names) + ".\n\n" + "\n".join(lines)
-        return Answer(question=question, text=text, citations=tuple(citations), abstained=False, hits=tuple(hits))
+        text, citations = compose_list(items, hits)
+        return Answer(question=question, text=text, citations=citations, abstained=False, hits=tuple(hits))
 
     def _fact_answer(self, question: str, best: Scored, candidates: list[Scored], hits: Sequence[Hit]) -> Answer:
         chunk = best.hit.chunk
@@ -533,6 +522,32 @@ def _introduces_list(sentence: str, frame: Sequence[str]) -> bool:
         if opener and len(re.findall(r"(?:^|,|\band\b)\s*[A-Z]", rest[opener.end() :])) >= 2:
             return True
     return False
+
+
+class ListItem(Protocol):
+    """A sentence chosen as one item of a list answer."""
+
+    @property
+    def hit(self) -> Hit: ...
+    @property
+    def sentence(self) -> Sentence: ...
+    @property
+    def text(self) -> str: ...
+
+
+def compose_list(items: Sequence[ListItem], hits: Sequence[Hit]) -> tuple[str, tuple[Citation, ...]]:
+    """Returns a list answer: a lead line naming each item with its citation, then its sentence."""
+    hit_order = {h.chunk.doc_id: h.rank for h in reversed(hits)}
+    ordered = sorted(items, key=lambda s: (hit_order.get(s.hit.chunk.doc_id, 99), s.hit.chunk.doc_id, s.sentence.start))
+    citations: list[Citation] = []
+    names: list[str] = []
+    lines: list[str] = []
+    for n, item in enumerate(ordered, start=1):
+        chunk = item.hit.chunk
+        citations.append(cite(n, chunk, item.sentence))
+        names.append(f"{item_name(item.text, chunk)} [{n}]")
+        lines.append(f"- {strip_footnotes(attributed(item.text, chunk))} [{n}]")
+    return join_names(names) + ".\n\n" + "\n".join(lines), tuple(citations)
 
 
 def usable(text: str, chunk: Chunk, q: QuestionProfile) -> bool:

@@ -21,6 +21,7 @@ from assistant.answering.extractive import (
     ANAPHOR,
     REFERS_BACK,
     attributed,
+    compose_list,
     enumerates,
     is_list_item,
     is_prose,
@@ -147,7 +148,7 @@ class ReaderAnswerer:
         if q.wants_list and not enumerates(reads[0].text):
             items = self._section_items(reads) or self._list_items(reads)
             if len(items) > 1:
-                answer = self._list_answer(question, items, hits)
+                answer = compose_list(items, hits)
         answer = answer or self._fact_answer(question, reads[0], hits)
         return Answer(
             question=question,
@@ -241,21 +242,6 @@ class ReaderAnswerer:
             if len(items) == self.settings.max_items:
                 break
         return items
-
-    def _list_answer(self, question: str, items: list[Read], hits: Sequence[Hit]) -> tuple[str, tuple[Citation, ...]]:
-        hit_order = {h.chunk.doc_id: h.rank for h in reversed(hits)}
-        items = sorted(
-            items, key=lambda r: (hit_order.get(r.hit.chunk.doc_id, 99), r.hit.chunk.doc_id, r.sentence.start)
-        )
-        citations: list[Citation] = []
-        names: list[str] = []
-        lines: list[str] = []
-        for n, item in enumerate(items, start=1):
-            chunk = item.hit.chunk
-            citations.append(cite(n, chunk, item.sentence))
-            names.append(f"{item_name(item.text, chunk)} [{n}]")
-            lines.append(f"- {strip_footnotes(attributed(item.text, chunk))} [{n}]")
-        return join_names(names) + ".\n\n" + "\n".join(lines), tuple(citations)
 
     def _fact_answer(self, question: str, best: Read, hits: Sequence[Hit]) -> tuple[str, tuple[Citation, ...]]:
         chunk = best.hit.chunk
