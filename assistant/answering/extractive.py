@@ -285,13 +285,7 @@ class ExtractiveAnswerer:
         return scored
 
     def _lead(self, chunk: Chunk) -> str:
-        # The last sentence before the chunk, when the chunk only continues its section's text.
-        if not callable(self._previous):
-            return ""
-        before = self._previous(chunk)
-        if before is None or before.section_path != chunk.section_path or not before.sentences:
-            return ""
-        return before.sentence_text(before.sentences[-1])
+        return lead_sentence(chunk, self._previous)
 
     def answerability(self, best: Scored) -> float:
         """Returns the probability that the best sentence really answers the question."""
@@ -548,6 +542,14 @@ def compose_list(items: Sequence[ListItem], hits: Sequence[Hit]) -> tuple[str, t
         names.append(f"{item_name(item.text, chunk)} [{n}]")
         lines.append(f"- {strip_footnotes(attributed(item.text, chunk))} [{n}]")
     return join_names(names) + ".\n\n" + "\n".join(lines), tuple(citations)
+
+
+def lead_sentence(chunk: Chunk, previous: Callable[[Chunk], Chunk | None] | None) -> str:
+    """Returns the last sentence before a chunk that only continues its section's text, or ""."""
+    before = previous(chunk) if callable(previous) else None
+    if before is None or before.section_path != chunk.section_path or not before.sentences:
+        return ""
+    return before.sentence_text(before.sentences[-1])
 
 
 def usable(text: str, chunk: Chunk, q: QuestionProfile) -> bool:

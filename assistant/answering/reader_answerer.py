@@ -27,6 +27,7 @@ from assistant.answering.extractive import (
     is_prose,
     item_name,
     join_names,
+    lead_sentence,
     name_key,
     strip_footnotes,
     usable,
@@ -205,13 +206,7 @@ class ReaderAnswerer:
         return offered
 
     def _lead(self, chunk: Chunk) -> str:
-        # The last sentence before the chunk, when the chunk only continues its section's text.
-        if not callable(self._previous):
-            return ""
-        before = self._previous(chunk)
-        if before is None or before.section_path != chunk.section_path or not before.sentences:
-            return ""
-        return before.sentence_text(before.sentences[-1])
+        return lead_sentence(chunk, self._previous)
 
     # -- composing --------------------------------------------------------------------
 
