@@ -121,6 +121,9 @@ def index(
     _print_report(report)
 
 
+STAGE_LABELS = {"read": "Reading documents", "embed": "Embedding chunks", "write": "Writing index"}
+
+
 def build_index(
     assistant: Assistant, *, rebuild: bool = False, quiet: bool = False, ray: str | None = None
 ) -> IndexReport:
@@ -128,7 +131,6 @@ def build_index(
     when `ray` is an address)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    labels = {"read": "Reading documents", "embed": "Embedding chunks", "write": "Writing index"}
     if quiet:
         return assistant.index(rebuild=rebuild, ray=ray)
     if not err.is_terminal and os.environ.get("ASSISTANT_PROGRESS") != "1":
@@ -145,7 +147,7 @@ def build_index(
 
         def tick(stage: str, done: int, total: int) -> None:
             if stage not in tasks:
-                tasks[stage] = bar.add_task(labels.get(stage, stage), total=max(total, 1))
+                tasks[stage] = bar.add_task(STAGE_LABELS.get(stage, stage), total=max(total, 1))
             bar.update(tasks[stage], completed=done, total=max(total, 1))
 
         return assistant.index(rebuild=rebuild, progress=tick, ray=ray)
@@ -158,7 +160,7 @@ class ProgressLines:
     invisible: "Embedding chunks: 3,400/12,000 (28%), 45 s". Called as the indexer's progress.
     """
 
-    labels: ClassVar[dict[str, str]] = {"read": "Reading documents", "embed": "Embedding chunks"}
+    labels: ClassVar[dict[str, str]] = STAGE_LABELS
 
     def __init__(self, console: Console, every_s: float = 15.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.console = console
@@ -564,7 +566,7 @@ def train_reader(
     ),
     threads: Annotated[int, typer.Option("--threads", min=1, help="Torch threads.")] = 2,
     calibrate_only: Annotated[
-        bool, typer.Option("--calibrate-only", help="Only refit the answer threshold of the reader in --out.")
+        bool, flag("--calibrate-only", help="Only refit the answer threshold of the reader in --out.")
     ] = False,
 ) -> None:
     """Train the answer reader on SQuAD (resumable), export it to int8 ONNX and calibrate it.

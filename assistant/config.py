@@ -82,14 +82,14 @@ class Settings(BaseSettings):
     # open /api or /v1. Without admin keys the admin routes are off.
     admin_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    public_url: str | None = None  # where people reach the service, for links in Slack
+    public_url: str | None = None  # where people reach the service, for source links in Slack and /v1 answers
     reindex_watch: bool = False
 
     # Slack.
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
     slack_api_url: str | None = None  # Slack Web API base URL; None: https://slack.com/api/
-    # Signs the source-page links in Slack answers (assistant/service/links.py); None: a key
+    # Signs the source-page links in Slack and /v1 answers (assistant/service/links.py); None: a key
     # derived from the Slack signing secret.
     link_secret: SecretStr | None = None
 

@@ -119,6 +119,15 @@ def best_span(start_logits: np.ndarray, end_logits: np.ndarray, item: ReaderInpu
     return s, e, float(math.exp(scores[s, e]))
 
 
+def verdict(answer_logit: float, start_logits: np.ndarray, end_logits: np.ndarray, item: ReaderInput) -> Verdict:
+    """Turns the network's outputs for one input into a verdict (span as sentence offsets)."""
+    p_answer = 1.0 / (1.0 + math.exp(-answer_logit))
+    if not item.sentence_offsets:
+        return Verdict(p_answer, 0, 0, 0.0)
+    s, e, p_span = best_span(start_logits, end_logits, item)
+    return Verdict(p_answer, item.sentence_offsets[s][0], item.sentence_offsets[e][1], p_span)
+
+
 def _log_softmax(x: np.ndarray) -> np.ndarray:
     shifted: np.ndarray = x.astype(np.float64) - float(x.max())
     return shifted - math.log(float(np.exp(shifted).sum()))
@@ -223,8 +232,4 @@ class Reader:
             "token_type_ids": np.asarray([item.type_ids], dtype=np.int64),
         }
         answer_logit, start_logits, end_logits = self._session.run(None, feeds)
-        p_answer = 1.0 / (1.0 + math.exp(-float(answer_logit[0])))
-        s, e, p_span = best_span(start_logits[0], end_logits[0], item)
-        if not item.sentence_offsets:
-            return Verdict(p_answer, 0, 0, 0.0)
-        return Verdict(p_answer, item.sentence_offsets[s][0], item.sentence_offsets[e][1], p_span)
+        return verdict(float(answer_logit[0]), start_logits[0], end_logits[0], item)

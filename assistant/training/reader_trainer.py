@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import random
 import re
@@ -272,12 +271,7 @@ def torch_scorer(torch: Any, model: Any, tokenizer: Any) -> Scorer:
             answer, starts, ends = model(**collate(torch, items))
         out = []
         for row, item in enumerate(items):
-            p = 1 / (1 + math.exp(-float(answer[row])))
-            s, e, p_span = runtime.best_span(starts[row].numpy(), ends[row].numpy(), item)
-            if item.sentence_offsets:
-                out.append(runtime.Verdict(p, item.sentence_offsets[s][0], item.sentence_offsets[e][1], p_span))
-            else:
-                out.append(runtime.Verdict(p, 0, 0, 0.0))
+            out.append(runtime.verdict(float(answer[row]), starts[row].numpy(), ends[row].numpy(), item))
         return out
 
     return score
