@@ -171,29 +171,13 @@ class ExtractiveAnswerer:
     def answer(self, question: str, hits: Sequence[Hit], history: Sequence[Turn] = ()) -> Answer:
         """Returns a grounded answer, or an abstention when the hits do not answer it."""
         q = profile(question)
-        unknown = [n for n in q.names if self._knows_name and not self._knows_name(n)]
-        if unknown:
-            # A question about something no document mentions ("the FIFA World Cup") has no
-            # answer here, however well some sentence matches its other words.
-            return Answer(
-                question=question,
-                text=f"{NOT_FOUND} They never mention {join_names(unknown)}.",
-                citations=(),
-                abstained=True,
-                hits=tuple(hits),
-                confidence=0.0,
-            )
+        never_mentioned = unmentioned_names(q, self._knows_name)
+        if never_mentioned:
+            return never_mentioned_answer(question, hits, never_mentioned)
         candidates = self.candidates(q, hits)
         confidence = self.answerability(candidates[0]) if candidates else 0.0
         if confidence < self.settings.threshold:
-            return Answer(
-                question=question,
-                text=NOT_FOUND,
-                citations=(),
-                abstained=True,
-                hits=tuple(hits),
-                confidence=confidence,
-            )
+            return declined(question, hits, confidence)
         best = candidates[0]
         answer = None
         if q.wants_list and not enumerates(best.text):
@@ -516,6 +500,25 @@ def _introduces_list(sentence: str, frame: Sequence[str]) -> bool:
         if opener and len(re.findall(r"(?:^|,|\band\b)\s*[A-Z]", rest[opener.end() :])) >= 2:
             return True
     return False
+
+
+def unmentioned_names(q: QuestionProfile, knows_name: Callable[[str], bool] | None) -> list[str]:
+    """Returns the question's names that no indexed document may mention.
+
+    A question about something no document mentions ("the FIFA World Cup") has no answer here,
+    however well some sentence matches its other words.
+    """
+    return [n for n in q.names if knows_name is not None and not knows_name(n)]
+
+
+def declined(question: str, hits: Sequence[Hit], confidence: float, text: str = NOT_FOUND) -> Answer:
+    """Returns the answer that says the documents do not hold one."""
+    return Answer(question=question, text=text, citations=(), abstained=True, hits=tuple(hits), confidence=confidence)
+
+
+def never_mentioned_answer(question: str, hits: Sequence[Hit], names: list[str]) -> Answer:
+    """Declines a question about names no document mentions, and says which."""
+    return declined(question, hits, 0.0, f"{NOT_FOUND} They never mention {join_names(names)}.")
 
 
 class ListItem(Protocol):

@@ -22,20 +22,22 @@ from assistant.answering.extractive import (
     REFERS_BACK,
     attributed,
     compose_list,
+    declined,
     enumerates,
     is_list_item,
     is_prose,
     item_name,
-    join_names,
     lead_sentence,
     name_key,
+    never_mentioned_answer,
     strip_footnotes,
+    unmentioned_names,
     usable,
 )
 from assistant.answering.reader import Candidate, Reader, Verdict
 from assistant.keyword_index import analyze
 from assistant.question import QuestionProfile, profile
-from assistant.records import NOT_FOUND, Answer, Chunk, Citation, Hit, Sentence, Turn
+from assistant.records import Answer, Chunk, Citation, Hit, Sentence, Turn
 
 
 @dataclass(frozen=True)
@@ -136,15 +138,13 @@ class ReaderAnswerer:
         `history` is accepted for the `Answerer` protocol; follow-ups arrive already rewritten.
         """
         q = profile(question)
-        unknown = [n for n in q.names if self._knows_name and not self._knows_name(n)]
-        if unknown:
-            # A question about something no document mentions ("the FIFA World Cup") has no
-            # answer here, however well some sentence reads against its other words.
-            return _declined(question, hits, 0.0, f"{NOT_FOUND} They never mention {join_names(unknown)}.")
+        never_mentioned = unmentioned_names(q, self._knows_name)
+        if never_mentioned:
+            return never_mentioned_answer(question, hits, never_mentioned)
         reads = self.read(q, hits)
         confidence = reads[0].p if reads else 0.0
         if confidence < self.threshold:
-            return _declined(question, hits, confidence)
+            return declined(question, hits, confidence)
         answer = None
         if q.wants_list and not enumerates(reads[0].text):
             items = self._section_items(reads) or self._list_items(reads)
@@ -277,7 +277,3 @@ class ReaderAnswerer:
         if len(span.split()) > self.settings.max_span_words or len(span) >= 0.8 * len(best.text.strip()):
             return ""
         return span.rstrip(".,;:")
-
-
-def _declined(question: str, hits: Sequence[Hit], confidence: float, text: str = NOT_FOUND) -> Answer:
-    return Answer(question=question, text=text, citations=(), abstained=True, hits=tuple(hits), confidence=confidence)
