@@ -821,7 +821,7 @@ def measure_keyword(
 ) -> dict[str, Any]:
     """Measures the project's BM25 index (phrases included) on n synthetic Zipf chunks."""
     from assistant.keyword_index import KeywordIndex, with_phrases
-    from assistant.retrieval import _top
+    from assistant.retrieval.fusion import top as _top
 
     say = log or (lambda message: None)
     vocabulary = synthetic_vocabulary()
