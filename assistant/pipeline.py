@@ -20,7 +20,7 @@ from pathlib import Path
 from assistant.answering import Answerer
 from assistant.answering.extractive import ExtractiveAnswerer
 from assistant.answering.llm import LLMAnswerer, StreamingAnswerer
-from assistant.answering.reader import Reader
+from assistant.answering.reader import SHIPPED_READER, Reader
 from assistant.answering.reader_answerer import ReaderAnswerer
 from assistant.chunking import Chunker
 from assistant.config import Settings
@@ -86,7 +86,7 @@ class Assistant:
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
         self.embedder: Embedder = embedder or make_embedder(
-            settings.model, settings.embedding_backend, settings.model_cache_dir
+            settings.model, settings.embedding_backend, settings.model_cache_dir, settings.onnx_threads or None
         )
         self._engine: Engine | None = None
         self._lock = threading.Lock()
@@ -212,7 +212,7 @@ class Assistant:
     @cached_property
     def reader(self) -> Reader:
         """The reader that chooses answer sentences (loaded once, shared by index versions)."""
-        return Reader(self.settings.reader_dir) if self.settings.reader_dir else Reader()
+        return Reader(self.settings.reader_dir or SHIPPED_READER, threads=self.settings.onnx_threads or None)
 
     @property
     def store(self) -> IndexStore:
@@ -252,6 +252,22 @@ class Assistant:
         engine = self._load_engine()
         with self._lock:
             self._engine = engine
+
+    def refresh(self) -> bool:
+        """Switches to the index version on disk if another process made a new one current.
+
+        How a server follows builds made elsewhere (another worker of `assistant serve`,
+        `assistant index` in a terminal): returns True when it switched. Before the first
+        load there is nothing to switch from: the index loads on first use, as always.
+        """
+        engine = self._engine
+        if engine is None:
+            return False
+        folder = current_version(self.settings.index_dir)
+        if folder is None or folder == engine.store.path:
+            return False
+        self.reload()
+        return True
 
     def check_question(self, question: str) -> str:
         """Returns the question as read, or raises QuestionError when it is empty or too long.

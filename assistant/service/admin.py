@@ -1,14 +1,15 @@
 """Operations routes: liveness, readiness with the index's manifest, and rebuilding the index.
 
 GET  /healthz              the process is up (no check of the index)
-GET  /readyz               the index version that answers (its manifest summary) and a build
-                           under way; 503 while no index can answer, with the reason
-                           ("building the first index: 3 of 5 documents read ...")
+GET  /readyz               the index version that answers (its manifest summary), a build
+                           under way and the answering process; 503 while no index can answer,
+                           with the reason ("building the first index: 3 of 5 documents read ...")
 POST /api/admin/reindex    {"rebuild": false} -> what the rebuild did (needs an admin key)
 """
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Annotated
 
@@ -60,6 +61,7 @@ def readyz(context: Context) -> ReadyOut:
         status="ready",
         building=building,
         last_build_error=str(failure) if failure is not None else None,
+        worker_pid=os.getpid(),
         index=IndexSummaryOut(
             version=store.path.name,
             model=manifest.model,

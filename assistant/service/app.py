@@ -62,7 +62,8 @@ def create_app(assistant: Assistant, settings: Settings, *, update_index: bool =
     start-up the index on disk is loaded in the background, and with `update_index` then
     brought up to date with the corpus (when the corpus folder exists, or no index does): the
     server listens at once, answers from the version on disk meanwhile, and swaps in the new
-    one when it is complete.
+    one when it is complete. Versions that other processes build (the other workers of
+    `assistant serve --workers N`, `assistant index`) are swapped in too.
     """
     context = ServiceContext(
         assistant=assistant,
@@ -78,11 +79,13 @@ def create_app(assistant: Assistant, settings: Settings, *, update_index: bool =
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        context.reindexer.start(update=update)
+        reindexer = context.reindexer
+        reindexer.start(update=update, watch=settings.reindex_watch)
         stop = asyncio.Event()
         watcher: asyncio.Task[None] | None = None
-        if settings.reindex_watch:
-            watcher = asyncio.create_task(context.reindexer.watch(assistant.settings.corpus_dir, stop))
+        # Of several processes serving one index, the keeper alone watches the corpus.
+        if settings.reindex_watch and reindexer.keeper:
+            watcher = asyncio.create_task(reindexer.watch(assistant.settings.corpus_dir, stop))
             watcher.add_done_callback(_report_watcher_end)
         try:
             yield
@@ -90,6 +93,7 @@ def create_app(assistant: Assistant, settings: Settings, *, update_index: bool =
             stop.set()
             if watcher is not None:
                 await asyncio.wait([watcher])
+            reindexer.stop()
 
     app = FastAPIOffline(
         title="assistant",

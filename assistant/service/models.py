@@ -203,6 +203,8 @@ class ReadyOut(BaseModel):
     index: IndexSummaryOut
     building: BuildingOut | None = None  # swapped in, between two requests, once complete
     last_build_error: str | None = None  # why the last build failed; the version above still serves
+    # The process that answered: each worker of `assistant serve --workers N` answers for itself.
+    worker_pid: int
 
 
 # -- OpenAI-compatible /v1 --------------------------------------------------------------

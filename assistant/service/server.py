@@ -1,17 +1,33 @@
-"""An Assistant -> the web service, running under uvicorn until stopped, its index kept up to date."""
+"""An Assistant -> the web service, running under uvicorn until stopped, its index kept up to date.
+
+One process answers one question at a time (Python's GIL), so `run_workers` serves with several
+processes, each with its own copy of the model, over the one index on disk:
+
+    assistant serve --workers 2         uvicorn's supervisor and two worker processes
+
+The supervisor holds the listening socket and restarts a worker that dies. One worker keeps the
+index up to date (start-up build, file watching); a reindex asked of any worker reaches the
+others through the index folder (assistant/service/reindex.py). Conversations live in SQLite,
+which every worker reads and writes, so any worker answers a follow-up.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 
 import uvicorn
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from assistant.config import Settings
 from assistant.pipeline import Assistant
 from assistant.service.app import create_app
 
+GRACEFUL_SHUTDOWN_S = 30  # lets answers and a running reindex finish
+
 
 def run_server(assistant: Assistant, *, host: str = "127.0.0.1", port: int = 8000, update_index: bool = True) -> None:
-    """Serves the chat API, the OpenAI-compatible API, the Slack bot and the widget.
+    """Serves the chat API, the OpenAI-compatible API, the Slack bot and the widget, in this process.
 
     Listens at once: with `update_index` the index is brought up to date with the corpus in
     the background (built when missing) while the version on disk answers; /readyz says
@@ -20,15 +36,95 @@ def run_server(assistant: Assistant, *, host: str = "127.0.0.1", port: int = 800
     Example: `run_server(Assistant.from_settings(get_settings()), port=8000)`.
     """
     app = create_app(assistant, assistant.settings, update_index=update_index)
+    _log_answers()
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+    uvicorn.Server(config).run()
+
+
+def run_workers(settings: Settings, workers: int, *, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serves as `run_server` does, with `workers` processes sharing the port and the index.
+
+    Each worker reads its settings as this process did (ASSISTANT_* variables and .env), with
+    this process's folders, and runs ONNX Runtime on cores / workers threads (unless
+    ASSISTANT_ONNX_THREADS says otherwise), so that the workers do not fight over the cores.
+    """
+    # Workers are new processes (spawned, not forked): they learn their settings from the environment.
+    os.environ["ASSISTANT_INDEX_DIR"] = str(settings.index_dir)
+    os.environ["ASSISTANT_CORPUS_DIR"] = str(settings.corpus_dir)
+    os.environ["ASSISTANT_DATA_DIR"] = str(settings.data_dir)
+    os.environ["ASSISTANT_WORKERS"] = str(workers)
+    if not settings.onnx_threads:
+        os.environ["ASSISTANT_ONNX_THREADS"] = str(max(1, cpu_cores() // workers))
+    uvicorn.run(
+        f"{__name__}:worker_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+    )
+
+
+def worker_app() -> ASGIApp:
+    """Builds one worker's application from the settings in the environment (uvicorn calls it
+    in each worker process of `run_workers`)."""
+    # What `assistant`'s main() and run_server set up, which a spawned worker has not run;
+    # the process id tells the workers' lines apart.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s [%(process)d]: %(message)s")
+    logging.getLogger("assistant.indexer").setLevel(logging.ERROR)
+    _log_answers()
+    settings = Settings()
+    return SpreadConnections(create_app(Assistant.from_settings(settings), settings, update_index=True))
+
+
+def serve_workers(settings: Settings) -> int:
+    """Returns how many worker processes `assistant serve` runs: ASSISTANT_WORKERS, or one per core."""
+    return settings.workers or cpu_cores()
+
+
+def cpu_cores() -> int:
+    """Returns the number of cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _log_answers() -> None:
     # One line per answer (sizes, latency, outcome) goes to the log at INFO.
     service_log = logging.getLogger("assistant.service")
     if service_log.getEffectiveLevel() > logging.INFO:
         service_log.setLevel(logging.INFO)
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_level="info",
-        timeout_graceful_shutdown=30,  # lets answers and a running reindex finish
-    )
-    uvicorn.Server(config).run()
+
+
+class SpreadConnections:
+    """ASGI middleware for one of several workers: while busy, it asks each client to reconnect.
+
+    Workers share one listening socket, and a connection stays with the worker that accepted
+    it; clients that keep their connections open (browsers, proxies, HTTP client libraries)
+    would then load the workers unevenly for as long as they run. A worker answering other
+    requests meanwhile closes the connection after its response ("Connection: close"): the
+    client's next request opens a new one, which the idlest worker tends to accept first (its
+    event loop is the one free to). An idle worker keeps connections open: a lone client pays
+    no reconnection.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.in_flight = 0  # only the event loop's thread touches it
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        self.in_flight += 1
+
+        async def send_or_close(message: Message) -> None:
+            if message["type"] == "http.response.start" and self.in_flight > 1:
+                message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_or_close)
+        finally:
+            self.in_flight -= 1

@@ -2,13 +2,15 @@
 
     python eval/bench/load.py --clients 8 --seconds 60
     python eval/bench/load.py --clients 32 --seconds 60 --stream --reindex-every 10
+    python eval/bench/load.py --clients 8 --seconds 60 --workers 2 --reindex-every 10
 
 Starts `assistant serve` on a free loopback port over a copy of the corpus (so that reindexing
 can change it), then runs the clients, each asking the gold questions in turn, and reports
 requests, failures and latency p50/p95. With --reindex-every S it appends a line to one
 document and calls POST /api/admin/reindex every S seconds while the clients run: requests in
-flight must finish on the old index, new ones on the new one, and none may fail. Every loop is
-bounded by --seconds and the script stops by itself; it only ever talks to 127.0.0.1.
+flight must finish on the old index, new ones on the new one, and none may fail; with --workers
+N the reindex runs in one worker and the others swap its version in. Every loop is bounded by
+--seconds and the script stops by itself; it only ever talks to 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -50,8 +52,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(workdir: Path, port: int) -> subprocess.Popen[bytes]:
-    """Starts `assistant serve` on 127.0.0.1:port and waits until it is ready."""
+def start_server(workdir: Path, port: int, workers: int = 1) -> subprocess.Popen[bytes]:
+    """Starts `assistant serve --workers N` on 127.0.0.1:port and waits until it is ready."""
     env = {
         **os.environ,
         "ASSISTANT_CORPUS_DIR": str(workdir / "corpus"),
@@ -62,7 +64,18 @@ def start_server(workdir: Path, port: int) -> subprocess.Popen[bytes]:
     }
     log = open(workdir / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
     process = subprocess.Popen(
-        [sys.executable, "-m", "assistant.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "assistant.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -102,7 +115,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     workdir = Path(tempfile.mkdtemp(prefix="assistant-load-"))
     shutil.copytree(ROOT / "corpus", workdir / "corpus")
     port = free_port()
-    server = start_server(workdir, port)
+    server = start_server(workdir, port, args.workers)
     latencies: list[float] = []
     failures: list[str] = []
     lock = threading.Lock()
@@ -163,6 +176,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     result = {
         "endpoint": "/api/chat/stream" if args.stream else "/api/chat",
         "clients": args.clients,
+        "workers": args.workers,
         "seconds": args.seconds,
         "requests": len(latencies) + len(failures),
         "failed": len(failures),
@@ -184,6 +198,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--stream", action="store_true", help="use /api/chat/stream")
     parser.add_argument("--reindex-every", type=float, default=0, help="seconds between reindexes")
+    parser.add_argument("--workers", type=int, default=1, help="server worker processes")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if not 1 <= args.clients <= 256 or not 0 < args.seconds <= 3600:
@@ -193,7 +208,7 @@ def main() -> None:
         print(json.dumps(result, indent=2))
     else:
         print(
-            f"{result['endpoint']}: {result['clients']} clients for {result['seconds']:g} s, "
+            f"{result['endpoint']}: {result['clients']} clients, {result['workers']} workers, {result['seconds']:g} s, "
             f"{result['reindexes']} reindexes: {result['requests']} requests, "
             f"{result['failed']} failed, {result['throughput_rps']} req/s, "
             f"p50 {result['latency_ms_p50']} ms, p95 {result['latency_ms_p95']} ms, "
