@@ -553,7 +553,7 @@ class SyntheticSpace:
 
 def synthetic_vocabulary(size: int = 50_000, seed: int = 11) -> list[str]:
     """Returns distinct pronounceable pseudo-words, already in the keyword index's stemmed form."""
-    from assistant.keyword_index import analyze
+    from assistant.text import analyze
 
     rng = np.random.default_rng(seed)
     onsets = list("bdfgklmnprstvz") + ["br", "st", "tr", "kl", "gr", "pl", "sk"]

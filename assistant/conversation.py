@@ -17,9 +17,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from assistant.keyword_index import STOPWORDS
 from assistant.question import AUXILIARIES, profile, proper_names
 from assistant.records import Turn
+from assistant.text import STOPWORDS
 
 _PRONOUN = re.compile(
     r"\b(it|its|it's|they|them|their|theirs|this one|that one|these|those|there|he|she|his|her)\b",

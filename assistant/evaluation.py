@@ -12,7 +12,6 @@ import logging
 import re
 import statistics
 import time
-import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from assistant.errors import AssistantError
 from assistant.records import Answer, Turn
+from assistant.text import fold
 
 logger = logging.getLogger(__name__)
 
@@ -114,9 +114,7 @@ def load_gold(path: Path) -> list[GoldQuestion]:
 
 def normalise(text: str) -> str:
     """Lower-cases, strips accents and collapses whitespace, for fact and quote matching."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    folded = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return re.sub(r"\s+", " ", folded).strip()
+    return re.sub(r"\s+", " ", fold(text)).strip()
 
 
 def _normalised_with_offsets(text: str) -> tuple[str, list[int]]:
@@ -132,10 +130,9 @@ def _normalised_with_offsets(text: str) -> tuple[str, list[int]]:
             previous_space = True
             continue
         previous_space = False
-        for piece in unicodedata.normalize("NFKD", ch.lower()):
-            if not unicodedata.combining(piece):
-                chars.append(piece)
-                offsets.append(i)
+        for piece in fold(ch):
+            chars.append(piece)
+            offsets.append(i)
     return "".join(chars), offsets
 
 

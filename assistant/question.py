@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from assistant.keyword_index import STOPWORDS, analyze, fold
+from assistant.text import STOPWORDS, analyze, fold
 
 AnswerType = Literal["number", "money", "date", "name", "reason"]
 

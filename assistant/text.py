@@ -1,4 +1,10 @@
-"""Text as received -> text as read: code points that are not text are taken out.
+"""The project's text tools: what a question or document reads as, and its terms.
+
+`analyze` turns text into the terms every stage matches on (the keyword index, the question
+profile, the rerank, the answerers): words lower-cased, accent-folded, without stop words,
+Snowball-stemmed. `fold` is the one accent folding.
+
+Text as received -> text as read (`visible_text`): code points that are not text are taken out.
 
 Questions arrive from browsers, OpenAI clients, Slack and a terminal. Some carry code points
 that no person typed and no reader sees: NUL and other control characters, zero-width and
@@ -12,6 +18,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
+
+import Stemmer
 
 # Format characters that shape text rather than hide in it: the zero-width non-joiner and
 # joiner spell words in Persian and Indic scripts and build emoji sequences. Kept inside text,
@@ -34,3 +43,191 @@ def visible_text(text: str) -> str:
     if text.isascii() and text.isprintable():  # most text: nothing to take out
         return text.strip()
     return _EDGES.sub("", "".join(c for c in text if _kept(c)))
+
+
+# ------------------------------------------------------------------------------- terms
+
+_WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
+
+STOPWORDS = frozenset(
+    [
+        "a",
+        "about",
+        "above",
+        "after",
+        "again",
+        "against",
+        "all",
+        "also",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "because",
+        "been",
+        "before",
+        "being",
+        "below",
+        "between",
+        "both",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "down",
+        "during",
+        "each",
+        "few",
+        "for",
+        "from",
+        "further",
+        "had",
+        "has",
+        "have",
+        "having",
+        "he",
+        "her",
+        "here",
+        "hers",
+        "herself",
+        "him",
+        "himself",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "itself",
+        "just",
+        "me",
+        "more",
+        "most",
+        "my",
+        "myself",
+        "no",
+        "nor",
+        "not",
+        "now",
+        "of",
+        "off",
+        "on",
+        "once",
+        "only",
+        "or",
+        "other",
+        "our",
+        "ours",
+        "ourselves",
+        "out",
+        "over",
+        "own",
+        "same",
+        "she",
+        "should",
+        "so",
+        "some",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "theirs",
+        "them",
+        "themselves",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "to",
+        "too",
+        "under",
+        "until",
+        "up",
+        "very",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "yours",
+        "yourself",
+        "yourselves",
+        "s",
+        "t",
+        "don",
+    ]
+)
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> Stemmer.Stemmer:
+    return Stemmer.Stemmer("english")
+
+
+class _Unaccent(dict[int, str | None]):
+    """A str.translate table that drops combining marks, filled as characters are first seen."""
+
+    def __missing__(self, code: int) -> str | None:
+        char = chr(code)
+        value = None if unicodedata.combining(char) else char
+        self[code] = value
+        return value
+
+
+_UNACCENT = _Unaccent()
+
+
+def fold(text: str) -> str:
+    """Lower-cases and strips accents: "Clúster Südwest" -> "cluster sudwest"."""
+    lowered = text.lower()
+    if lowered.isascii():  # most text: nothing to decompose (and this runs on every query)
+        return lowered
+    return unicodedata.normalize("NFKD", lowered).translate(_UNACCENT)
+
+
+def words(text: str) -> list[str]:
+    """Splits folded text into words, splitting and joining hyphenated ones."""
+    out: list[str] = []
+    for match in _WORD.finditer(fold(text)):
+        word = match.group(0).replace("’", "'")
+        if "'" in word:
+            word = word.split("'")[0]  # "cluster's" -> "cluster"
+        if "-" in word:
+            parts = [p for p in word.split("-") if p]
+            out.extend(parts)
+            out.append("".join(parts))
+        elif word:
+            out.append(word)
+    return out
+
+
+def analyze(text: str) -> list[str]:
+    """Returns the terms of a text: words without stopwords, stemmed."""
+    kept = [w for w in words(text) if w not in STOPWORDS]
+    return list(_stemmer().stemWords(kept))

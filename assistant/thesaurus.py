@@ -3,12 +3,14 @@
 A question asks where a cluster is "based" and the document says "located"; it asks for the
 "population" and the document counts "inhabitants". Each group below holds words that answer
 for one another in factual questions; they are compared as index terms (stemmed by
-`keyword_index.analyze`). Only general English, nothing about any corpus.
+`text.analyze`). Only general English, nothing about any corpus.
 """
 
 from __future__ import annotations
 
 from functools import cache
+
+from assistant.text import analyze
 
 GROUPS = (
     "based located situated headquartered",
@@ -38,8 +40,6 @@ GROUPS = (
 
 @cache
 def _related() -> dict[str, frozenset[str]]:
-    from assistant.keyword_index import analyze  # the keyword index widens its queries with these
-
     related: dict[str, set[str]] = {}
     for group in GROUPS:
         stems = set(analyze(group))

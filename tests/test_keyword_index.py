@@ -4,7 +4,8 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.keyword_index import KeywordIndex, analyze, fold, with_phrases, words
+from assistant.keyword_index import KeywordIndex, with_phrases
+from assistant.text import analyze, fold, words
 
 
 def test_analysis_folds_accents_stems_and_joins_hyphenated_names() -> None:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from assistant.keyword_index import analyze
+from assistant.text import analyze
 from assistant.thesaurus import GROUPS, related_terms
 
 

@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from assistant.answering.citations import cite
 from assistant.documents import BOILERPLATE, detect_language
-from assistant.keyword_index import analyze, fold
 from assistant.question import QuestionProfile, is_name_token, mentions, profile
 from assistant.records import NOT_FOUND, Answer, Chunk, Citation, Hit, Sentence, Turn
+from assistant.text import analyze, fold
 from assistant.thesaurus import related_terms
 
 # A sentence that refers to its subject without naming it: "This cluster ...", "It owns ...".
@@ -636,7 +635,7 @@ def attributed(sentence: str, chunk: Chunk) -> str:
 
 def _find_spelling(sentence: str, subject: str) -> str:
     # "Poolnet" is spelt "Pool-Net" in the sentence: compare letters and digits only.
-    target = re.sub(r"[\W_]+", "", _fold(subject))
+    target = re.sub(r"[\W_]+", "", fold(subject))
     if not target:
         return ""
     folded = _fold_aligned(sentence)
@@ -652,14 +651,9 @@ def join_names(names: list[str]) -> str:
 
 
 def name_key(name: str) -> str:
-    return re.sub(r"[\W_]+", "", _fold(name))
-
-
-def _fold(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+    return re.sub(r"[\W_]+", "", fold(name))
 
 
 def _fold_aligned(text: str) -> str:
     # Folds character by character so that offsets into the result are offsets into `text`.
-    return "".join((_fold(c) or " ")[0] for c in text)
+    return "".join((fold(c) or " ")[0] for c in text)

@@ -47,8 +47,8 @@ from assistant.answering import Answerer
 from assistant.answering.citations import cite, renumber
 from assistant.chunking import split_sentences
 from assistant.errors import ConfigError, GenerationError
-from assistant.keyword_index import analyze, words
 from assistant.records import NOT_FOUND, Answer, Citation, Hit, Sentence, Turn
+from assistant.text import analyze, words
 from assistant.tokens import count_tokens
 
 if TYPE_CHECKING:

@@ -35,9 +35,9 @@ from assistant.answering.extractive import (
     usable,
 )
 from assistant.answering.reader import Candidate, Reader, Verdict
-from assistant.keyword_index import analyze
 from assistant.question import QuestionProfile, profile
 from assistant.records import Answer, Chunk, Citation, Hit, Sentence, Turn
+from assistant.text import analyze
 
 
 @dataclass(frozen=True)

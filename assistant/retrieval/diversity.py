@@ -5,8 +5,8 @@ The top k then cover more places: a list question often needs several.
 
 from __future__ import annotations
 
-from assistant.keyword_index import analyze
 from assistant.records import Chunk
+from assistant.text import analyze
 
 
 class Diversity:

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from assistant.keyword_index import analyze, fold
 from assistant.question import QuestionProfile, mentions
 from assistant.retrieval.fusion import FusionWeights, Scored
 from assistant.store import IndexStore
+from assistant.text import analyze, fold
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from assistant.keyword_index import fold
 from assistant.question import QuestionProfile, mentions
 from assistant.store import IndexStore
+from assistant.text import fold
 
 
 @dataclass(frozen=True)

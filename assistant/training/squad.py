@@ -27,7 +27,7 @@ from pathlib import Path
 
 from assistant.answering.reader import Candidate
 from assistant.chunking import split_sentences
-from assistant.keyword_index import analyze
+from assistant.text import analyze
 
 SQUAD11 = "squad11-train.json.gz"
 SQUAD20 = "squad20-dev-30-articles.json.gz"

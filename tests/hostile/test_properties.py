@@ -9,9 +9,9 @@ from assistant import tokens
 from assistant.chunking import Chunker, split_sentences
 from assistant.documents import find_sections
 from assistant.evaluation import normalise, quote_spans
-from assistant.keyword_index import words
 from assistant.pipeline import Assistant
 from assistant.records import Document
+from assistant.text import words
 from tests.conftest import CORPUS
 
 WORDS = st.sampled_from(
