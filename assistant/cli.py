@@ -287,9 +287,9 @@ def eval_command(
     k: Annotated[int, typer.Option("--k", min=1, max=100, help="Retrieval depth.")] = 5,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON report here.")] = None,
     check: Annotated[Path | None, typer.Option("--check", help="Fail when a metric drops below this baseline.")] = None,
-    report: Annotated[Path, typer.Option("--report", help="Markdown report; the chart goes beside it.")] = Path(
-        "eval/reports/latest.md"
-    ),
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Write a Markdown report here; the chart goes beside it.")
+    ] = None,
     show_failures: Annotated[int, typer.Option("--failures", help="How many failing questions to list.")] = 15,
     save_baseline: Annotated[
         Path | None, typer.Option("--save-baseline", help="Record this run as the new baseline.")
@@ -328,15 +328,19 @@ def eval_command(
         )
 
     result = _guard(run)
+    result.setup = assistant.setup()
     regressions = []
+    changed: list[str] = []
     if check is not None:
         baseline = _guard(lambda: evaluation.load_baseline(check))
         regressions = evaluation.check_baseline(result, baseline)
+        changed = evaluation.setup_changes(result, baseline)
     _print_eval(result, show_failures)
-    chart = report.with_suffix(".png")
-    drawn = evaluation.write_chart(result, chart)  # not without matplotlib (the eval extra)
-    evaluation.write_markdown(result, report, chart if drawn else None, regressions)
-    out.print(f"Report: {report}" + (f" (chart {chart})" if drawn else ""))
+    if report is not None:  # only when asked: a run leaves the tracked tree as it was
+        chart = report.with_suffix(".png")
+        drawn = evaluation.write_chart(result, chart)  # not without matplotlib (the eval extra)
+        evaluation.write_markdown(result, report, chart if drawn else None, regressions)
+        out.print(f"Report: {report}" + (f" (chart {chart})" if drawn else ""))
     if json_out is not None:
         json_out.write_text(json.dumps(result.to_dict(), ensure_ascii=False, indent=2), encoding="utf-8")
         out.print(f"JSON report: {json_out}")
@@ -345,9 +349,16 @@ def eval_command(
         save_baseline.write_text(json.dumps(baseline_data, indent=2) + "\n", encoding="utf-8")
         out.print(f"Baseline written to {save_baseline}.")
     if check is not None:
-        if regressions:
-            for regression in regressions:
-                err.print(f"[bold red]regression:[/] {escape(str(regression))}")
+        for change in changed:
+            err.print(f"[bold red]not comparable:[/] {escape(change)}")
+        if changed:
+            err.print(
+                f"{check} was made for another setup: check the figures above, then record them with "
+                f"--save-baseline {check}"
+            )
+        for regression in regressions:
+            err.print(f"[bold red]regression:[/] {escape(str(regression))}")
+        if regressions or changed:
             raise typer.Exit(1)
         out.print(f"[green]No regression against {check}.[/]")
 

@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     # reader (assistant/answering/models/reader); llm: written by an OpenAI-compatible model.
     answerer: Literal["extractive", "reader", "llm"] = "extractive"
     reader_dir: Path | None = None  # a trained reader's folder; None: the one shipped in the package
+    # The extractive answerer's fitted weights (eval/calibrate.py --write); None: the shipped ones.
+    extractive_calibration: Path | None = None
     llm_base_url: str | None = None
     llm_model: str = "gpt-4o-mini"
     llm_api_key: SecretStr = SecretStr("")

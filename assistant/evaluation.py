@@ -201,6 +201,9 @@ class EvalReport:
     summary: dict[str, float | None] = field(default_factory=dict)
     by_kind: dict[str, dict[str, float | None]] = field(default_factory=dict)
     seconds: float = 0.0
+    # What the answers depend on besides the code (`Assistant.setup`): answerer, its fitted
+    # numbers, embedding model, corpus. A baseline records it.
+    setup: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Returns the JSON report of EVAL.md."""
@@ -209,6 +212,7 @@ class EvalReport:
             "k": self.k,
             "summary": self.summary,
             "by_kind": self.by_kind,
+            "setup": self.setup,
             "questions": [r.to_dict() for r in self.results],
         }
 
@@ -425,6 +429,20 @@ def check_baseline(report: EvalReport, baseline: dict[str, Any]) -> list[Regress
 GATED = (*ANSWER_METRICS, "abstention_accuracy_unanswerable")
 
 
+def setup_changes(report: EvalReport, baseline: dict[str, Any]) -> list[str]:
+    """Returns what the run depends on that differs from what the baseline was made with.
+
+    Figures made with other fitted weights, another embedding model or other documents are not
+    comparable: passing the gate against them would say nothing, failing it would mislead.
+    """
+    recorded: dict[str, str] = baseline.get("setup", {})
+    return [
+        f"{name}: the baseline was made with {recorded[name]}, this run has {report.setup.get(name, '(none)')}"
+        for name in sorted(recorded)
+        if report.setup.get(name) != recorded[name]
+    ]
+
+
 def baseline_from(report: EvalReport, tolerance: float = 0.02, kind_tolerance: float = 0.08) -> dict[str, Any]:
     """Returns a baseline recording this run's quality metrics, with tolerances.
 
@@ -445,6 +463,7 @@ def baseline_from(report: EvalReport, tolerance: float = 0.02, kind_tolerance: f
     return {
         "gold": report.gold_path,
         "k": report.k,
+        "setup": report.setup,
         "summary": entries(report.summary, tolerance),
         "by_kind": {kind: entries(values, kind_tolerance) for kind, values in report.by_kind.items()},
         "reference": {m: report.summary.get(m) for m in ("latency_ms_p50", "latency_ms_p95", "hits_chars_mean")},

@@ -8,6 +8,7 @@ print(answer.text, [c.quote for c in answer.citations])
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import threading
@@ -18,9 +19,14 @@ from functools import cached_property
 from pathlib import Path
 
 from assistant.answering import Answerer
-from assistant.answering.extractive import ExtractiveAnswerer
+from assistant.answering.extractive import (
+    ExtractiveAnswerer,
+    ExtractiveCalibration,
+    ExtractiveSettings,
+    shipped_calibration,
+)
 from assistant.answering.llm import LLMAnswerer, StreamingAnswerer
-from assistant.answering.reader import SHIPPED_READER, Reader
+from assistant.answering.reader import CALIBRATION_FILE, SHIPPED_READER, Reader, sha256_of
 from assistant.answering.reader_answerer import ReaderAnswerer
 from assistant.chunking import Chunker
 from assistant.config import Settings
@@ -34,12 +40,11 @@ from assistant.errors import (
     QuestionError,
 )
 from assistant.indexer import Indexer, IndexLimits, IndexReport, Progress
-from assistant.keyword_index import analyze
 from assistant.milvus_store import MilvusConfig
 from assistant.records import Answer, Hit, Turn
 from assistant.retrieval import FusionWeights, Retriever
 from assistant.store import CACHE_FILE, IndexStore, current_version
-from assistant.text import visible_text
+from assistant.text import analyze, visible_text
 
 logger = logging.getLogger(__name__)
 
@@ -214,6 +219,34 @@ class Assistant:
         """The reader that chooses answer sentences (loaded once, shared by index versions)."""
         return Reader(self.settings.reader_dir or SHIPPED_READER, threads=self.settings.onnx_threads or None)
 
+    @cached_property
+    def extractive_calibration(self) -> ExtractiveCalibration:
+        """The extractive answerer's fitted weights (the shipped ones unless configured)."""
+        path = self.settings.extractive_calibration
+        return ExtractiveCalibration.load(path) if path else shipped_calibration()
+
+    def setup(self) -> dict[str, str]:
+        """What answers depend on besides the code: the answerer, its fitted numbers, the model, the corpus.
+
+        An eval baseline records it, so that a baseline made with other weights or documents is
+        not compared as if nothing had changed.
+        """
+        s = self.settings
+        manifest = self.store.manifest
+        corpus = hashlib.sha256()
+        for doc_id, entry in sorted(manifest.documents.items()):
+            corpus.update(f"{doc_id}\0{entry['hash']}\n".encode())
+        if s.answerer == "reader":
+            calibration = sha256_of(self.reader.model_dir / CALIBRATION_FILE)
+        else:
+            calibration = self.extractive_calibration.sha256
+        return {
+            "answerer": s.answerer if s.answerer != "llm" else f"llm:{s.llm_model}",
+            "calibration_sha256": calibration,
+            "embedding_model": manifest.model,
+            "corpus_sha256": corpus.hexdigest(),
+        }
+
     @property
     def store(self) -> IndexStore:
         """The loaded index."""
@@ -230,7 +263,12 @@ class Assistant:
                 self.reader, idf=store.keyword.idf, knows_name=store.keyword.knows_name, previous=store.previous_chunk
             )
         else:
+            calibration = self.extractive_calibration
+            stale = calibration.stale_for(store.manifest.model)
+            if stale:
+                logger.warning(stale)
             answerer = ExtractiveAnswerer(
+                ExtractiveSettings(calibration=calibration),
                 idf=store.keyword.idf,
                 similar=store.keyword.similar_terms,
                 knows_name=store.keyword.knows_name,

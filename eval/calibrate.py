@@ -8,21 +8,25 @@ Two fits, both on the signals of `assistant.answering.extractive.Evidence`:
    fact of the gold answer over sentences of the same retrieved passages that hold none;
 2. answerability: a logistic regression on the best sentence's signals that tells answerable
    gold questions from unanswerable ones (classes and sets weighted equally).
-The printed dictionaries go into `ExtractiveSettings`; the table shows, for each threshold,
-how many answerable questions get an answer and how many unanswerable ones are declined, so
-the threshold is a visible trade-off rather than a magic number.
+The table shows, for each threshold, how many answerable questions get an answer and how many
+unanswerable ones are declined, so the threshold is a visible trade-off rather than a magic
+number. With `--write FILE --threshold T` the fitted weights, the chosen threshold and the
+embedding model of the indexes go into a calibration file (the shipped one is
+assistant/answering/models/extractive/calibration.json; ASSISTANT_EXTRACTIVE_CALIBRATION names
+another). Refresh eval/baseline.json afterwards: the gate refuses a baseline of other weights.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 
 from assistant import evaluation
-from assistant.answering.extractive import Evidence, ExtractiveAnswerer, ExtractiveSettings
+from assistant.answering.extractive import Evidence, ExtractiveAnswerer, shipped_calibration
 from assistant.config import Settings
 from assistant.conversation import standalone_question
 from assistant.pipeline import Assistant
@@ -46,7 +50,7 @@ def collect(gold_path: Path, index_dir: Path, k: int) -> list[dict[str, object]]
     rows = []
     for question in evaluation.load_gold(gold_path):
         history = [Turn(t.role, t.content) for t in question.history]
-        standalone = standalone_question(question.question, history)
+        standalone = standalone_question(question.question, history, rarity=engine.rarity)
         hits = engine.retriever.search(standalone, k)
         candidates = answerer.candidates(profile(standalone), hits)
         rows.append(
@@ -128,7 +132,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--set", action="append", required=True, help="GOLD=INDEX_DIR[@WEIGHT] (repeatable; weight 1)")
     parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--write", type=Path, help="write the fitted weights here, as a calibration file")
+    parser.add_argument("--threshold", type=float, help="with --write: the answerability threshold chosen")
     args = parser.parse_args()
+    if args.write and args.threshold is None:
+        parser.error("--write needs --threshold: choose it from the trade-off table of a run without --write")
     sets = []
     names = []
     set_weights = []
@@ -141,8 +149,7 @@ def main() -> None:
 
     select = fit_selection(sets, set_weights)
     select = select / np.abs(select).max()  # scale is free for a ranking; keep numbers readable
-    defaults = ExtractiveSettings()
-    current = np.array([defaults.select.get(name, 0.0) for name in SIGNALS])
+    current = np.array([shipped_calibration().select.get(name, 0.0) for name in SIGNALS])
 
     xs, ys, ws, owner = [], [], [], []
     for number, (rows, set_weight) in enumerate(zip(sets, set_weights, strict=True)):
@@ -209,6 +216,24 @@ def main() -> None:
                     declined += p < threshold
             cells.append(f"{answered / max(n_answerable, 1):.3f} / {declined / max(n_unanswerable, 1):.3f}")
         print(f"{threshold:9.2f} | " + " | ".join(cells))
+    if args.write:
+        write(args.write, select, answer, args.threshold, args.set, args.k)
+
+
+def write(path: Path, select: np.ndarray, answer: np.ndarray, threshold: float, specs: list[str], k: int) -> None:
+    """Writes a calibration file for the extractive answerer (`ExtractiveCalibration`)."""
+    index = Path(specs[0].split("=", 1)[1].partition("@")[0])
+    model = Assistant(Settings(index_dir=index)).store.manifest.model
+    data = {
+        "embedding_model": model,
+        "fitted_on": f"eval/calibrate.py over {', '.join(specs)}, k={k}, hybrid retrieval with {model}",
+        "select": {n: round(float(v), 3) for n, v in zip(SIGNALS, select, strict=True)},
+        "answer": {"bias": round(float(answer[0]), 3)}
+        | {n: round(float(v), 3) for n, v in zip(SIGNALS, answer[1:], strict=True)},
+        "threshold": threshold,
+    }
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    print(f"\ncalibration written to {path}")
 
 
 if __name__ == "__main__":

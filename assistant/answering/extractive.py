@@ -6,19 +6,25 @@ it when it only makes sense with it ("At this occasion ..."), or the list it int
 list question, a lead line names every item, each with its citation, then the sentence behind
 each. A sentence that only says "this cluster" is attributed to the subject of its section.
 When the evidence is too weak, the answer says the documents do not hold it instead of
-guessing; the weights of that decision were fitted on the gold sets (eval/calibrate.py).
+guessing; the weights of that decision were fitted on the gold sets (eval/calibrate.py) and are
+shipped as data beside this module (models/extractive/calibration.json).
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Protocol
 
 from assistant.answering.citations import cite
 from assistant.documents import BOILERPLATE, detect_language
+from assistant.errors import ConfigError
 from assistant.question import QuestionProfile, is_name_token, mentions, profile
 from assistant.records import NOT_FOUND, Answer, Chunk, Citation, Hit, Sentence, Turn
 from assistant.text import analyze, fold
@@ -99,46 +105,69 @@ class Scored:
     matched: frozenset[str]  # question terms found in the sentence itself
 
 
+SHIPPED_CALIBRATION = Path(__file__).parent / "models" / "extractive" / "calibration.json"
+
+
+@dataclass(frozen=True)
+class ExtractiveCalibration:
+    """The extractive answerer's fitted numbers: data written by eval/calibrate.py, not code.
+
+    The signals they weigh include the embedding similarity, so they hold for the embedding
+    model they were fitted with (`embedding_model`, as in the index manifest); another model
+    needs a new fit (`stale_for`).
+    """
+
+    select: dict[str, float]  # sentence selection: score = sum of weight * signal
+    answer: dict[str, float]  # answerability: logistic regression over the best sentence's signals
+    threshold: float  # answer when the answerability probability reaches this
+    embedding_model: str
+    fitted_on: str
+    path: Path
+    sha256: str
+
+    @classmethod
+    def load(cls, path: Path = SHIPPED_CALIBRATION) -> ExtractiveCalibration:
+        """Reads a calibration file; a missing or malformed one is a ConfigError naming it."""
+        try:
+            raw = path.read_bytes()
+            data = json.loads(raw)
+            return cls(
+                select={str(k): float(v) for k, v in data["select"].items()},
+                answer={str(k): float(v) for k, v in data["answer"].items()},
+                threshold=float(data["threshold"]),
+                embedding_model=str(data["embedding_model"]),
+                fitted_on=str(data.get("fitted_on", "")),
+                path=path,
+                sha256=hashlib.sha256(raw).hexdigest(),
+            )
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ConfigError(
+                f"cannot read the extractive answerer's calibration {path} ({exc}); "
+                "reinstall the package or refit it with eval/calibrate.py --write"
+            ) from exc
+
+    def stale_for(self, model_id: str) -> str:
+        """Returns why these numbers do not hold for an index of `model_id` ("" when they do)."""
+        if model_id == self.embedding_model:
+            return ""
+        return (
+            f"the extractive answerer's weights ({self.path}) were fitted with the embedding model "
+            f"{self.embedding_model}, and this index uses {model_id}: its answers and declines are "
+            "uncalibrated; refit them with `python eval/calibrate.py --write`"
+        )
+
+
+@functools.cache
+def shipped_calibration() -> ExtractiveCalibration:
+    """The calibration shipped with the package (read once)."""
+    return ExtractiveCalibration.load()
+
+
 @dataclass
 class ExtractiveSettings:
-    """The weights of the extractive answerer (fitted by eval/calibrate.py)."""
+    """How the extractive answerer weighs and composes; its fitted numbers are `calibration`."""
 
-    # Sentence selection: score = sum of weight * signal.
-    select: dict[str, float] = field(
-        default_factory=lambda: {
-            "lexical": 1.000,
-            "attribute": 0.868,
-            "unmatched": -0.439,
-            "context": 0.018,
-            "order": 0.054,
-            "negation": -0.136,
-            "phrases": 0.385,
-            "similarity": 0.415,
-            "passage": 0.175,
-            "answer_type": 0.588,
-            "missing_name": -0.666,
-            "rank": 0.784,
-        }
-    )
-    # Answerability: logistic regression over the best sentence's signals.
-    answer: dict[str, float] = field(
-        default_factory=lambda: {
-            "bias": -0.597,
-            "lexical": 0.621,
-            "attribute": 0.559,
-            "unmatched": -0.151,
-            "context": 0.241,
-            "order": -0.565,
-            "negation": -0.348,
-            "phrases": 0.276,
-            "similarity": 0.444,
-            "passage": -0.159,
-            "answer_type": 0.527,
-            "missing_name": -1.227,
-            "rank": -0.134,
-        }
-    )
-    threshold: float = 0.33  # answer when the answerability probability reaches this
+    calibration: ExtractiveCalibration = field(default_factory=shipped_calibration)
     list_ratio: float = 0.75  # list items must score this share of the best sentence
     list_intro: float = 0.8  # bonus of "... four regions: A, B, C and D" for "Which regions ...?"
     pair_ratio: float = 0.8  # a neighbouring sentence this close to the best joins it
@@ -175,7 +204,7 @@ class ExtractiveAnswerer:
             return never_mentioned_answer(question, hits, never_mentioned)
         candidates = self.candidates(q, hits)
         confidence = self.answerability(candidates[0]) if candidates else 0.0
-        if confidence < self.settings.threshold:
+        if confidence < self.settings.calibration.threshold:
             return declined(question, hits, confidence)
         best = candidates[0]
         answer = None
@@ -202,6 +231,7 @@ class ExtractiveAnswerer:
         attribute_total = sum(weights[t] for t in attributes)
         widened = self._widened(q.terms)
         pairs = list(zip(q.terms, q.terms[1:], strict=False))
+        select = self.settings.calibration.select
         seen: set[tuple[str, int, int]] = set()
         scored: list[Scored] = []
         for hit in hits:
@@ -257,12 +287,12 @@ class ExtractiveAnswerer:
                     missing_name=1.0 if missing else 0.0,
                     rank=1.0 / hit.rank,
                 )
-                content = sum(w * getattr(evidence, name) for name, w in self.settings.select.items() if name != "rank")
+                content = sum(w * getattr(evidence, name) for name, w in select.items() if name != "rank")
                 if len(text.split()) > 60:
                     content -= 0.1  # a run-on table row or list is rarely the answer
                 if q.wants_list and _introduces_list(text, q.frame):
                     content += self.settings.list_intro
-                score = content + self.settings.select.get("rank", 0.0) * evidence.rank
+                score = content + select.get("rank", 0.0) * evidence.rank
                 scored.append(Scored(hit, index, sentence, text, evidence, score, content, direct))
         scored.sort(key=lambda s: (-s.score, s.hit.rank, s.sentence.start))
         return scored
@@ -272,7 +302,7 @@ class ExtractiveAnswerer:
 
     def answerability(self, best: Scored) -> float:
         """Returns the probability that the best sentence really answers the question."""
-        w = self.settings.answer
+        w = self.settings.calibration.answer
         z = w.get("bias", 0.0) + sum(
             weight * getattr(best.evidence, name) for name, weight in w.items() if name != "bias"
         )
@@ -322,7 +352,7 @@ class ExtractiveAnswerer:
         for candidate in candidates:
             if candidate.content < threshold or anchor not in candidate.matched:
                 continue
-            if self.answerability(candidate) < self.settings.threshold:
+            if self.answerability(candidate) < self.settings.calibration.threshold:
                 continue
             name = item_name(candidate.text, candidate.hit.chunk)
             if not name or name_key(name) in names:
