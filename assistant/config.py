@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-
-from assistant.errors import ConfigError
 
 
 class Settings(BaseSettings):
@@ -143,12 +140,3 @@ class Settings(BaseSettings):
     def slack_enabled(self) -> bool:
         """True when both Slack secrets are set."""
         return bool(self.slack_bot_token and self.slack_signing_secret)
-
-
-@lru_cache
-def get_settings() -> Settings:
-    """Returns the process-wide settings, read once."""
-    try:
-        return Settings()
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        raise ConfigError(f"invalid ASSISTANT_* setting: {exc}") from exc

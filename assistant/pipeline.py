@@ -1,6 +1,6 @@
 """The Assistant facade: wires settings into the stages and runs the line.
 
-assistant = Assistant.from_settings(get_settings())
+assistant = Assistant.from_settings(Settings())
 assistant.index()                                  # corpus/ -> index/
 answer = assistant.ask("Which partners hold a Gold label?")
 print(answer.text, [c.quote for c in answer.citations])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from assistant.records import Chunk, Citation, Hit, Sentence
+from assistant.records import Chunk, Citation, Sentence
 
 MARKER = re.compile(r"\[(\d+)\]")
 
@@ -28,12 +28,6 @@ def cite(n: int, chunk: Chunk, span: Sentence) -> Citation:
         quote=chunk.sentence_text(span),
         page=chunk.page,
     )
-
-
-def cite_hit(n: int, hit: Hit) -> Citation:
-    """Returns citation number `n` for a whole retrieved chunk."""
-    chunk = hit.chunk
-    return cite(n, chunk, Sentence(chunk.start, chunk.end))
 
 
 def markers(text: str) -> list[int]:

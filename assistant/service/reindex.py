@@ -61,7 +61,6 @@ class Reindexer:
     def __init__(self, assistant: Assistant) -> None:
         self.assistant = assistant
         self._lock = threading.Lock()  # held while this process builds
-        self.last_report: IndexReport | None = None
         self.last_error: AssistantError | None = None  # why the last run failed; None after a success
         # This process keeps the index up to date (see the module docstring); set by start().
         self.keeper = False
@@ -82,7 +81,7 @@ class Reindexer:
         try:
             with _file_lock(self.index_dir / REINDEX_LOCK), self._lock:
                 report = self._index(rebuild)
-                self.last_report, self.last_error = report, None
+                self.last_error = None
         except AssistantError as exc:
             self.last_error = exc
             raise

@@ -33,7 +33,7 @@ def run_server(assistant: Assistant, *, host: str = "127.0.0.1", port: int = 800
     the background (built when missing) while the version on disk answers; /readyz says
     which version answers and how far a build has got.
 
-    Example: `run_server(Assistant.from_settings(get_settings()), port=8000)`.
+    Example: `run_server(Assistant.from_settings(Settings()), port=8000)`.
     """
     app = create_app(assistant, assistant.settings, update_index=update_index)
     _log_answers()
