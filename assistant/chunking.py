@@ -7,12 +7,14 @@ its context header (title and section path), so the embedder never truncates it 
 
 from __future__ import annotations
 
+import heapq
 import re
-from collections.abc import Callable, Iterator
+from bisect import bisect_right
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from assistant import tokens
-from assistant.records import Chunk, Document, Sentence
+from assistant.records import Chunk, Document, Page, Section, Sentence
 
 # Abbreviations after which a period does not end a sentence.
 _ABBREVIATIONS = {
@@ -71,6 +73,11 @@ _ABBREVIATIONS = {
 _MONTH = re.compile(r"\s+(January|February|March|April|May|June|July|August|September|October|November|December)\b")
 _END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s+[\"'“‘(\[]?[\w])")
 _LIST_MARKER = re.compile(r"^(?:[-*+•✓√○o·]|\(?\d{1,2}[.)]|[a-z][.)])\s+")
+# The same marker, matched where a sentence starts inside the text (no slice copied).
+_LIST_MARKER_AT = re.compile(_LIST_MARKER.pattern.removeprefix("^"))
+_WORD_BEFORE = re.compile(r"([\w.]+)$")
+_VISIBLE = re.compile(r"\S")
+_ALNUM = re.compile(r"[^\W_]")  # what str.isalnum() accepts, one character
 
 
 def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[Sentence]:
@@ -99,11 +106,13 @@ def _logical_lines(text: str, start: int, end: int) -> Iterator[tuple[int, int]]
         if newline < 0:
             break
         following = text[newline + 1 : newline + 2]
-        previous = text[line_start:newline].rstrip()
+        # The last visible character of the line so far, found backwards from the break: a
+        # paragraph wrapped over thousands of lines is not copied again at every break.
+        last = _last_visible(text, line_start, newline)
         continues = (
             following.islower()
-            and previous
-            and not previous.endswith((".", "!", "?", ":", ";"))
+            and last
+            and last not in ".!?:;"
             and not _LIST_MARKER.match(text[newline + 1 : newline + 5])
         )
         if not continues:
@@ -114,13 +123,34 @@ def _logical_lines(text: str, start: int, end: int) -> Iterator[tuple[int, int]]
         yield line_start, end
 
 
+def _last_visible(text: str, start: int, end: int) -> str:
+    # text[start:end].rstrip()[-1:], reading only the trailing whitespace.
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return text[end - 1] if end > start else ""
+
+
+def _word_before(text: str, start: int, end: int) -> str | None:
+    # re.search(r"([\w.]+)$", text[start:end]).group(1), reading only the word: a window
+    # growing backwards from `end`, so a long line full of periods is not rescanned from its
+    # start at every one of them.
+    window = 32
+    while True:
+        low = max(start, end - window)
+        match = _WORD_BEFORE.search(text, low, end)
+        if match is None:
+            return None
+        if match.start() > low or low == start:
+            return match.group(1)
+        window *= 4
+
+
 def _is_abbreviation(text: str, sentence_start: int, period: int) -> bool:
     if text[period] != ".":
         return False
-    word_match = re.search(r"([\w.]+)$", text[sentence_start:period])
-    if not word_match:
+    word = _word_before(text, sentence_start, period)
+    if word is None:
         return False
-    word = word_match.group(1)
     if word.lower().rstrip(".") in _ABBREVIATIONS:
         return True
     if len(word) == 1 and word.isupper():  # an initial: "J. Smith"
@@ -128,19 +158,21 @@ def _is_abbreviation(text: str, sentence_start: int, period: int) -> bool:
     if re.fullmatch(r"\d{1,2}(st|nd|rd|th)", word) and _MONTH.match(text, period + 1):
         return True  # a date written "28th. February"
     # A heading or list number such as "3.3.1." at the start of a line.
-    return bool(re.fullmatch(r"(?:[A-Z]\.)?[\d.]+", word)) and not text[sentence_start : period - len(word)].strip()
+    return bool(re.fullmatch(r"(?:[A-Z]\.)?[\d.]+", word)) and not _VISIBLE.search(
+        text, sentence_start, period - len(word)
+    )
 
 
 def _trim(text: str, sentence: Sentence) -> Sentence | None:
     s, e = sentence.start, sentence.end
     while s < e and text[s].isspace():
         s += 1
-    marker = _LIST_MARKER.match(text[s:e])
-    if marker and e - s > marker.end() + 1:
-        s += marker.end()
+    marker = _LIST_MARKER_AT.match(text, s, e)
+    if marker and e - s > marker.end() - s + 1:
+        s = marker.end()
     while e > s and text[e - 1].isspace():
         e -= 1
-    if e <= s or not any(ch.isalnum() for ch in text[s:e]):
+    if e <= s or not _ALNUM.search(text, s, e):
         return None
     return Sentence(s, e)
 
@@ -186,8 +218,11 @@ class Chunker:
     def chunk(self, document: Document) -> list[Chunk]:
         """Cuts one document into chunks, in document order."""
         chunks: list[Chunk] = []
-        for leaf in self._leaves(document):
-            section = document.section_at(leaf.start)
+        leaves = self._leaves(document)
+        # Looked up in one sweep, not by Document.section_at per leaf (and page_at per chunk),
+        # which reads every section each time: a long document has thousands.
+        page_at = _page_finder(document.pages)
+        for leaf, section in zip(leaves, _sections_at(document.sections, [leaf.start for leaf in leaves]), strict=True):
             path = section.path if section else ()
             subject = section.subject if section else document.subject
             sentences = split_sentences(document.text, leaf.start, leaf.end)
@@ -196,8 +231,8 @@ class Chunker:
                 if heading_end < 0 or all(s.end <= heading_end for s in sentences):
                     continue  # only the heading: its title lives on in the children's paths
             for group in self._pack(document.text, sentences):
-                chunk = self._make(document, group, path, subject, len(chunks))
-                for piece in self._fit(document, chunk, path, subject):
+                chunk = self._make(document, group, path, subject, len(chunks), page_at)
+                for piece in self._fit(document, chunk, path, subject, page_at):
                     chunks.append(self._renumber(piece, len(chunks)))
         return chunks
 
@@ -246,6 +281,7 @@ class Chunker:
         path: tuple[str, ...],
         subject: str,
         n: int,
+        page_at: Callable[[int], int | None],
     ) -> Chunk:
         start, end = group[0].start, group[-1].end
         text = document.text[start:end]
@@ -261,10 +297,17 @@ class Chunker:
             text=text,
             sentences=tuple(group),
             tokens=tokens.count_tokens(text),
-            page=document.page_at(start),
+            page=page_at(start),
         )
 
-    def _fit(self, document: Document, chunk: Chunk, path: tuple[str, ...], subject: str) -> list[Chunk]:
+    def _fit(
+        self,
+        document: Document,
+        chunk: Chunk,
+        path: tuple[str, ...],
+        subject: str,
+        page_at: Callable[[int], int | None],
+    ) -> list[Chunk]:
         # Split in two at a sentence until the model reads each piece whole.
         if self.fits is None or self.fits(embedding_text(chunk)):
             return [chunk]
@@ -277,8 +320,8 @@ class Chunker:
         middle = len(sentences) // 2
         out = []
         for part in (sentences[:middle], sentences[middle:]):
-            piece = self._make(document, part, path, subject, chunk.n)
-            out.extend(self._fit(document, piece, path, subject))
+            piece = self._make(document, part, path, subject, chunk.n, page_at)
+            out.extend(self._fit(document, piece, path, subject, page_at))
         return out
 
     @staticmethod
@@ -312,3 +355,40 @@ def _halve(text: str, sentence: Sentence) -> tuple[Sentence, Sentence] | None:
     if first is None or second is None:
         return None
     return first, second
+
+
+def _sections_at(sections: Sequence[Section], offsets: Sequence[int]) -> list[Section | None]:
+    """Returns `Document.section_at(offset)` for ascending offsets, in one sweep.
+
+    section_at keeps, of the sections containing the offset, the one of the highest level
+    and, among equals, the last: the top of a heap of the sections begun so far, ordered so,
+    once those that ended are dropped.
+    """
+    order = sorted(range(len(sections)), key=lambda k: sections[k].start)
+    begun: list[tuple[int, int]] = []  # (-level, -k)
+    out: list[Section | None] = []
+    i = 0
+    for offset in offsets:
+        while i < len(order) and sections[order[i]].start <= offset:
+            heapq.heappush(begun, (-sections[order[i]].level, -order[i]))
+            i += 1
+        while begun and sections[-begun[0][1]].end <= offset:
+            heapq.heappop(begun)  # ended before this offset, so before every later one
+        out.append(sections[-begun[0][1]] if begun else None)
+    return out
+
+
+def _page_finder(pages: Sequence[Page]) -> Callable[[int], int | None]:
+    """Returns `Document.page_at` as a binary search when the pages are in order, as PDFs give them."""
+    starts = [page.start for page in pages]
+    ordered = all(a.end <= b.start for a, b in zip(pages, pages[1:], strict=False)) and all(
+        page.start <= page.end for page in pages
+    )
+    if not ordered:
+        return lambda offset: next((p.number for p in pages if p.start <= offset < p.end), None)
+
+    def page_at(offset: int) -> int | None:
+        k = bisect_right(starts, offset) - 1
+        return pages[k].number if k >= 0 and offset < pages[k].end else None
+
+    return page_at

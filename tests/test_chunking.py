@@ -1,14 +1,17 @@
 from __future__ import annotations
 
 import hashlib
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 import pytest
 
 from assistant import tokens
-from assistant.chunking import Chunker, embedding_text, split_sentences
+from assistant.chunking import Chunker, _page_finder, _sections_at, embedding_text, split_sentences
 from assistant.documents import SourceFile, load_document, scan_corpus
 from assistant.embedding import Embedder, SentenceTransformerEmbedder
-from assistant.records import Document
+from assistant.records import Document, Page, Section, Sentence
 from tests.conftest import CORPUS
 
 
@@ -134,3 +137,140 @@ def test_sources_unchanged_by_loading() -> None:
     source: SourceFile = files[0]
     doc = load_document(source)
     assert doc.content_hash == source.content_hash
+
+
+class CountingText(str):
+    """A text that counts the characters read through indexing and slicing: work on the text."""
+
+    read = 0
+
+    def __getitem__(self, key: int | slice) -> str:  # type: ignore[override]
+        piece = super().__getitem__(key)
+        CountingText.read += len(piece)
+        return piece
+
+
+def _characters_read(function: Callable[[], object]) -> int:
+    CountingText.read = 0
+    function()
+    return CountingText.read
+
+
+def test_a_paragraph_wrapped_over_thousands_of_lines_is_read_once() -> None:
+    # Lower-case lines that carry on, as a PDF export wraps them: each line break used to copy
+    # the whole paragraph so far to look at its last character (quadratic in its length).
+    words = [f"word{i % 97}" for i in range(30_000)]
+    lines = [" ".join(words[i : i + 12]) for i in range(0, len(words), 12)]
+    plain = "\n".join(lines)
+    text = CountingText(plain)
+    sentences: list[Sentence] = []
+    read = _characters_read(lambda: sentences.extend(split_sentences(text)))
+    assert sentences == split_sentences(plain) == [Sentence(0, len(plain))]
+    assert read <= 2 * len(plain), read  # it was 1,250 times the text
+
+
+def test_a_long_line_of_abbreviations_is_read_once() -> None:
+    # Every "Dr." used to re-read the sentence from its start to find the word before the period.
+    plain = "Dr. " * 20_000 + "Smith spoke. Then he left."
+    text = CountingText(plain)
+    sentences: list[Sentence] = []
+    read = _characters_read(lambda: sentences.extend(split_sentences(text)))
+    assert [plain[s.start : s.end] for s in sentences] == [plain[: -len(" Then he left.")], "Then he left."]
+    assert sentences == split_sentences(plain)
+    assert read <= 2 * len(plain), read  # it was 10,000 times the text
+
+
+class CountingTuple(tuple):  # type: ignore[type-arg]
+    """A tuple that counts how many of its items are read."""
+
+    read = 0
+
+    def __iter__(self) -> Iterator[object]:
+        for item in super().__iter__():
+            CountingTuple.read += 1
+            yield item
+
+    def __getitem__(self, key: object) -> object:  # type: ignore[override]
+        CountingTuple.read += 1
+        return super().__getitem__(key)  # type: ignore[index]
+
+
+def _long_structured_document(headings: int, pages: int = 0) -> Document:
+    # Chapters of sections of paragraphs: a heading every few hundred characters.
+    parts: list[str] = []
+    sections: list[Section] = []
+    offset = 0
+    chapter: Section | None = None
+    for k in range(headings):
+        level = 1 if k % 10 == 0 else 2
+        title = f"{'Chapter' if level == 1 else 'Part'} {k}"
+        body = f"{title}\nThe part number {k} says what it says, once and plainly. It ends here.\n\n"
+        path = (title,) if level == 1 else ((chapter.title,) if chapter else ()) + (title,)
+        section = Section(title, level, offset, offset + len(body), path, title)
+        sections.append(section)
+        parts.append(body)
+        offset += len(body)
+        if level == 1:
+            chapter = section
+    # Chapters end where the next chapter begins.
+    chapters = [s for s in sections if s.level == 1]
+    ends = {c.start: (chapters[i + 1].start if i + 1 < len(chapters) else offset) for i, c in enumerate(chapters)}
+    sections = [replace(s, end=ends[s.start]) if s.level == 1 else s for s in sections]
+    text = "".join(parts)
+    size = -(-len(text) // pages) if pages else 0
+    page_list = tuple(Page(n + 1, n * size, min(len(text), (n + 1) * size)) for n in range(pages))
+    return Document(
+        id="long.txt",
+        title="Long",
+        text=text,
+        sections=CountingTuple(sections),
+        content_hash="0",
+        language="en",
+        pages=CountingTuple(page_list),
+    )
+
+
+def test_sections_and_pages_of_a_long_document_are_found_in_one_sweep() -> None:
+    # section_at per leaf and page_at per chunk read every section (page) each time: with a
+    # heading every hundred characters that was quadratic in the document's length.
+    document = _long_structured_document(2_000, pages=500)
+    CountingTuple.read = 0
+    chunks = Chunker(200, 240).chunk(document)
+    read = CountingTuple.read
+    plain = replace(document, sections=tuple(document.sections), pages=tuple(document.pages))
+    for chunk in chunks:
+        section = plain.section_at(chunk.start)
+        assert chunk.section_path == (section.path if section else ()), chunk.id
+        assert chunk.page == plain.page_at(chunk.start), chunk.id
+    assert {c.page for c in chunks} == set(range(1, 501))
+    assert read <= 20 * (len(document.sections) + len(document.pages)), read  # it was 4.5 million
+
+
+def test_section_sweep_agrees_with_section_at_on_any_sections() -> None:
+    # Overlapping, unordered, same-level and empty sections: the sweep gives section_at's answer.
+    rng = random.Random(5)
+    for _ in range(200):
+        sections = []
+        for k in range(rng.randint(0, 12)):
+            start = rng.randint(0, 60)
+            sections.append(Section(f"s{k}", rng.randint(1, 3), start, start + rng.randint(0, 30), (f"s{k}",), ""))
+        document = Document("x", "X", "x" * 100, tuple(sections), "0", "en")
+        offsets = sorted(rng.sample(range(100), 20))
+        assert _sections_at(document.sections, offsets) == [document.section_at(o) for o in offsets]
+
+
+def test_page_finder_agrees_with_page_at_for_ordered_and_other_pages() -> None:
+    rng = random.Random(6)
+    for _ in range(200):
+        pages: list[Page] = []
+        offset = 0
+        for n in range(rng.randint(0, 8)):
+            offset += rng.randint(0, 3)  # gaps and empty pages, as blank PDF pages give
+            end = offset + rng.randint(0, 10)
+            pages.append(Page(n + 1, offset, end))
+            offset = end
+        if rng.random() < 0.3:
+            rng.shuffle(pages)  # not in order: looked up as page_at does
+        document = Document("x", "X", "x" * 100, (), "0", "en", tuple(pages))
+        find = _page_finder(document.pages)
+        assert [find(o) for o in range(-1, 100)] == [document.page_at(o) for o in range(-1, 100)]
