@@ -16,7 +16,7 @@ import subprocess
 import sys
 import unicodedata
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -198,7 +198,7 @@ _TITLE_MAX_WORDS = 15
 
 def find_title(text: str, stem: str, *, markdown: bool = False) -> str:
     """Returns the document's title: its first title-like line, else one made from the name."""
-    for raw in text.split("\n")[:40]:
+    for raw in text.split("\n", 40)[:40]:
         line = _clean_markup(raw).strip()
         if markdown and raw.lstrip().startswith("#"):
             return line
@@ -327,11 +327,8 @@ def find_sections(text: str, *, markdown: bool = False, title: str = "") -> tupl
         if not markdown and prev_blank and stripped not in repeated and _is_plain_heading(lines, i):
             headings.append(_Heading(offset, numbered_level + 1, _clean_markup(stripped), ""))
     sections = _nest(headings, len(text))
-    names: dict[str, bool] = {}
-    for section in sections:
-        if section.subject not in names:
-            names[section.subject] = names_something(section.subject, text)
-    return tuple(replace(s, subject=s.subject if names[s.subject] else "") for s in sections)
+    named = names_used({s.subject for s in sections}, text)
+    return tuple(replace(s, subject=s.subject if s.subject in named else "") for s in sections)
 
 
 def names_something(name: str, text: str) -> bool:
@@ -340,38 +337,75 @@ def names_something(name: str, text: str) -> bool:
     "Plastipolis" and "Catalonia" are written inside sentences ("... cluster Plastipolis has");
     "Summary" or "Cross-sectoral approach" only ever stand as headings.
     """
-    target = "".join(c for c in _fold(name.lower()) if c.isalnum())
-    if not target or len(name.split()) > 6:
-        return False
-    compact, positions = _letters_only(text)
-    first = name.lstrip()[0]
-    # Find the name's letters ignoring spaces and punctuation ("Poolnet" is "Pool-Net"): a plain
-    # substring search over the letters of the text, linear however many headings there are.
-    found = compact.find(target)
-    while found >= 0:
-        start, end = positions[found], positions[found + len(target) - 1] + 1
-        whole_word = (start == 0 or not text[start - 1].isalnum()) and (end == len(text) or not text[end].isalnum())
-        before = text[max(0, start - 2) : start]
-        # "Ambition" is no name when written "ambition"; a name stands inside a sentence.
-        if whole_word and text[start] == first and re.fullmatch(r"[a-zà-ÿ,;] |.?[(\"“'‘«]", before):
-            return True
-        found = compact.find(target, found + 1)
-    return False
+    return name in names_used([name], text)
 
 
-@lru_cache(maxsize=8)
-def _letters_only(text: str) -> tuple[str, list[int]]:
-    # The text's letters and digits, folded, with where each stands in the text.
+# Where a name stands inside a sentence: after a lower-case word or a comma ("... cluster
+# Plastipolis has"), or after an opening bracket or quote. Matched on the two characters before.
+_NAME_CONTEXT = re.compile(r"[a-zà-ÿ,;] |.?[(\"“'‘«]")
+_KEY = 4  # letters of a name that pick the places to compare it with
+
+
+def names_used(names: Iterable[str], text: str) -> set[str]:
+    """Returns which of the names the text uses as names, mid-sentence (see names_something).
+
+    A name's letters are compared ignoring spaces and punctuation ("Poolnet" is "Pool-Net"),
+    and only where a name can stand: the places in the text that start with a name's first
+    character after a lower-case word or an opening quote, found in one pass for all the names
+    and grouped by their first letters. So the work grows with the text, not with the text
+    times the number of headings (a long document has thousands).
+    """
+    wanted: dict[str, tuple[str, str]] = {}  # name -> (its letters, folded; its first character)
+    for name in names:
+        target = "".join(c for c in _fold(name.lower()) if c.isalnum())
+        if target and len(name.split()) <= 6:
+            wanted[name] = (target, name.lstrip()[0])
+    if not wanted:
+        return set()
     folded = _folded_chars(text)
-    positions = [i for i, c in enumerate(folded) if c.isalnum()]
-    return "".join(folded[i] for i in positions), positions
+    alnum = {c: c.isalnum() for c in set(folded)}
+    # mask[i] == "1" where folded[i] is a letter or digit; compact holds those, in order.
+    mask = folded.translate({ord(c): "1" if a else "0" for c, a in alnum.items()})
+    compact = folded.translate({ord(c): None for c, a in alnum.items() if not a})
+    firsts = re.escape("".join(sorted({first for _, first in wanted.values()})))
+    # Every place _NAME_CONTEXT allows, and a few it doesn't ("\n(" before), which the exact
+    # check drops; the context is consumed and the name's first character only looked at, so
+    # that consecutive places are all found.
+    places = re.compile(rf"(?:[a-zà-ÿ,;] |[(\"“'‘«])(?=[{firsts}])")
+    candidates: list[tuple[int, int]] = []  # (offset in text, offset in compact)
+    letters, counted = 0, 0
+    for match in places.finditer(text):
+        start = match.end()
+        if mask[start] != "1" or not _NAME_CONTEXT.fullmatch(text, max(0, start - 2), start):
+            continue
+        letters += mask.count("1", counted, start)
+        counted = start
+        candidates.append((start, letters))
+    groups: dict[int, dict[str, list[tuple[int, int]]]] = {}
+    used: set[str] = set()
+    for name, (target, first) in wanted.items():
+        size = min(len(target), _KEY)
+        if size not in groups:
+            groups[size] = {}
+            for start, letter in candidates:
+                groups[size].setdefault(compact[letter : letter + size], []).append((start, letter))
+        for start, letter in groups[size].get(target[:size], ()):
+            # "Ambition" is no name when written "ambition"; a name stands inside a sentence.
+            if text[start] != first or not compact.startswith(target, letter):
+                continue
+            end = start
+            for _ in range(len(target)):  # just after the name's last letter
+                end = mask.index("1", end) + 1
+            whole_word = (start == 0 or not text[start - 1].isalnum()) and (end == len(text) or not text[end].isalnum())
+            if whole_word:
+                used.add(name)
+                break
+    return used
 
 
-@lru_cache(maxsize=8)
 def _folded_chars(text: str) -> str:
-    # Folded once per text, not once per section: a long document has hundreds of sections.
-    table = {c: (_fold(c.lower()) or " ")[0] for c in set(text)}
-    return "".join(map(table.__getitem__, text))
+    # Each character lower-cased and without its accent ("É" -> "e"), one for one.
+    return text.translate({ord(c): (_fold(c.lower()) or " ")[0] for c in set(text)})
 
 
 def _lines_with_offsets(text: str) -> list[tuple[int, str]]:

@@ -1,21 +1,26 @@
 from __future__ import annotations
 
 import hashlib
+import random
+import re
 from pathlib import Path
 
 import pytest
 
 from assistant.documents import (
     SourceFile,
+    _fold,
     detect_language,
     find_sections,
     find_title,
     load_document,
+    names_used,
     scan_corpus,
 )
 from assistant.errors import CorpusError
 from tests import pdf_factory
-from tests.conftest import CORPUS
+from tests.conftest import CORPUS, ROOT
+from tests.test_chunking import CountingText
 
 
 def _source(path: Path, corpus: Path | None = None) -> SourceFile:
@@ -154,3 +159,60 @@ def test_unsupported_and_hidden_files(tmp_path: Path) -> None:
 def test_missing_corpus_folder_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(CorpusError, match="does not exist"):
         scan_corpus(tmp_path / "nowhere")
+
+
+def _names_something_before(name: str, text: str) -> bool:
+    # The per-name search names_used replaced (one scan of the whole text per heading), kept
+    # to check that the one-pass search decides every name alike.
+    target = "".join(c for c in _fold(name.lower()) if c.isalnum())
+    if not target or len(name.split()) > 6:
+        return False
+    folded = "".join((_fold(c.lower()) or " ")[0] for c in text)
+    positions = [i for i, c in enumerate(folded) if c.isalnum()]
+    compact = "".join(folded[i] for i in positions)
+    first = name.lstrip()[0]
+    found = compact.find(target)
+    while found >= 0:
+        start, end = positions[found], positions[found + len(target) - 1] + 1
+        whole_word = (start == 0 or not text[start - 1].isalnum()) and (end == len(text) or not text[end].isalnum())
+        before = text[max(0, start - 2) : start]
+        if whole_word and text[start] == first and re.fullmatch(r"[a-zà-ÿ,;] |.?[(\"“'‘«]", before):
+            return True
+        found = compact.find(target, found + 1)
+    return False
+
+
+def test_names_used_decides_every_name_as_the_per_name_search_did() -> None:
+    squad = ROOT.parent / "shared" / "bench" / "squad2" / "corpus"
+    folders = [CORPUS] + ([squad] if squad.is_dir() else [])
+    for folder in folders:
+        for source in scan_corpus(folder)[0]:
+            text = load_document(source).text
+            # Every heading of the document, and every capitalised run of one to three words.
+            names = {s.title for s in find_sections(text)} | {s.subject for s in find_sections(text)}
+            names |= set(re.findall(r"\b[A-ZÀ-Þ][\w-]*(?: [A-Z][\w-]*){0,2}", text)[:400])
+            expected = {name for name in names if _names_something_before(name, text)}
+            assert names_used(names, text) == expected, source.doc_id
+            assert expected and expected != names  # both kinds are there
+    # Odd texts: names at either end, after a line break and a bracket, folded letters, names
+    # split by punctuation, names inside longer words, characters that fold to letters.
+    rng = random.Random(7)
+    pieces = ["Pool", "Net", "pool", "-", " ", "\n", "(", "“", "'", ",", ";", "a", "É", "é", "e", "™", "_", "1", "x"]
+    names = ["Pool", "PoolNet", "Poolnet", "Pool-Net", "É", "Ée", "(Pool", "  Pool", "Net 1", "E", "1x", "A", "™x", ""]
+    for _ in range(400):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 40)))
+        expected = {name for name in names if _names_something_before(name, text)}
+        assert names_used(names, text) == expected, repr(text)
+
+
+def test_many_headings_do_not_each_rescan_the_text() -> None:
+    # A heading whose letters occur all over the text ("Ation" in "nation") used to be compared
+    # at every occurrence, for every heading: work of headings times text.
+    body = "the nation and the station gave a mention of that notion, in rotation. " * 2_000
+    words = ("nation", "station", "mention", "notion", "rotation")
+    names = {w[i:j].capitalize() for w in words for i in range(len(w)) for j in range(i + 2, len(w) + 1)}
+    text = CountingText("Preface\n\n" + body + "They met Rotation Group there.")
+    CountingText.read = 0
+    used = names_used(names, text)
+    assert used == {"Rotation"}
+    assert CountingText.read <= 100, CountingText.read  # it was 700,000 characters
