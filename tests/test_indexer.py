@@ -1,6 +1,11 @@
 from __future__ import annotations
 
+import gzip
+import importlib.util
+import json
+import re
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -10,7 +15,7 @@ from assistant.errors import CorpusError, IndexCorruptError, IndexNotFoundError,
 from assistant.pipeline import Assistant
 from assistant.store import IndexStore, current_version
 from tests import pdf_factory
-from tests.conftest import CountingEmbedder, FakeEmbedder, assert_citations_exact
+from tests.conftest import ROOT, CountingEmbedder, FakeEmbedder, assert_citations_exact
 
 
 @pytest.mark.slow
@@ -165,3 +170,45 @@ def test_missing_index_and_empty_corpus(tmp_path: Path) -> None:
         assistant.ask("anything?")
     with pytest.raises(CorpusError, match="no documents in"):
         assistant.index()
+
+
+def test_manifest_counts_each_documents_chunks(fake_settings: Settings) -> None:
+    assistant = Assistant(fake_settings, embedder=FakeEmbedder())
+    report = assistant.index()
+    counts: dict[str, int] = {}
+    for _, chunk in assistant.store.all_chunks():
+        counts[chunk.doc_id] = counts.get(chunk.doc_id, 0) + 1
+    documents = assistant.store.manifest.documents
+    assert {doc_id: entry["chunks"] for doc_id, entry in documents.items()} == counts
+    assert len(counts) == report.documents == 5 and sum(counts.values()) == report.chunks
+
+
+def _scaling_script() -> ModuleType:
+    path = ROOT / "eval" / "bench" / "indexing_scaling.py"
+    spec = importlib.util.spec_from_file_location("indexing_scaling", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_scaling_benchmark_corpora_hold_the_same_prose_and_hostile_text(tmp_path: Path) -> None:
+    # eval/bench/indexing_scaling.py compares one file with many files of the same text.
+    paragraphs = [
+        {"context": f"Paragraph {i} of article {a}, about topic {a * 7 + i}."} for a in range(3) for i in range(4)
+    ]
+    articles = [{"title": f"Article_{a}", "paragraphs": paragraphs[a * 4 : a * 4 + 4]} for a in range(3)]
+    squad = tmp_path / "squad.json.gz"
+    squad.write_bytes(gzip.compress(json.dumps({"data": articles}).encode()))
+    folders = _scaling_script().write_corpora(tmp_path / "corpora", 0.0005, squad)
+    many = [p.read_text(encoding="utf-8") for p in sorted(folders["many"].iterdir())]
+    (single,) = [p.read_text(encoding="utf-8") for p in folders["single"].iterdir()]
+    (hostile,) = [p.read_text(encoding="utf-8") for p in folders["hostile"].iterdir()]
+    assert len(many) == 3 and single == "\n".join(many) and many[0].startswith("Article 0\n\nParagraph 0")
+    assert len(hostile.encode()) >= len(single.encode()) - 2
+    assert re.fullmatch(r"[a-z]+( [a-z]+)*", hostile)  # words only: no punctuation, no line break
+    (wrapped,) = [p.read_text(encoding="utf-8") for p in folders["wrapped"].iterdir()]
+    assert wrapped.replace("\n", " ") == hostile and max(len(line) for line in wrapped.splitlines()) <= 80
+    (headings,) = [p.read_text(encoding="utf-8") for p in folders["headings"].iterdir()]
+    assert headings.startswith("# Article 0\n\n## Paragraph 0 of article (1)\n\nParagraph 0 of article 0")
+    assert headings.count("\n## ") == 6
