@@ -7,15 +7,19 @@ import re
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
 
+from assistant.chunking import Chunker, embedding_text
 from assistant.config import Settings
+from assistant.documents import load_document, scan_corpus
 from assistant.embedding import Embedder
 from assistant.errors import CorpusError, IndexCorruptError, IndexNotFoundError, IndexWriteError
+from assistant.indexer import embed_chunks, sentence_spans
 from assistant.pipeline import Assistant
 from assistant.store import IndexStore, current_version
 from tests import pdf_factory
-from tests.conftest import ROOT, CountingEmbedder, FakeEmbedder, assert_citations_exact
+from tests.conftest import CORPUS, ROOT, CountingEmbedder, FakeEmbedder, assert_citations_exact
 
 
 @pytest.mark.slow
@@ -212,3 +216,16 @@ def test_scaling_benchmark_corpora_hold_the_same_prose_and_hostile_text(tmp_path
     (headings,) = [p.read_text(encoding="utf-8") for p in folders["headings"].iterdir()]
     assert headings.startswith("# Article 0\n\n## Paragraph 0 of article (1)\n\nParagraph 0 of article 0")
     assert headings.count("\n## ") == 6
+
+
+def test_sentence_vectors_are_kept_at_the_precision_the_index_stores() -> None:
+    # float16 from the start: half the memory of a build, the same bytes in sentences.npy.
+    embedder = FakeEmbedder()
+    document = load_document(scan_corpus(CORPUS)[0][0])
+    chunks = Chunker(200, 240).chunk(document)
+    _, sentence_vectors = embed_chunks(chunks, embedder, batch=8)
+    _, computed = embedder.embed_spans([embedding_text(c) for c in chunks], [sentence_spans(c) for c in chunks])
+    assert len(sentence_vectors) == len(chunks)
+    for kept, full in zip(sentence_vectors, computed, strict=True):
+        assert kept.dtype == np.float16
+        assert np.array_equal(kept, full.astype(np.float16))
