@@ -22,6 +22,26 @@ CORPUS = ROOT / "corpus"
 # same tests on Milvus (Lite, unless ASSISTANT_MILVUS_URI names another Milvus).
 STORE = os.environ.get("ASSISTANT_STORE", "faiss")
 
+# Questions the tests ask of the real corpus. None is a question of the gold set
+# (eval/gold.jsonl; tests/test_gold_set.py checks that no test copies one), so the gate keeps
+# measuring questions no test was written against.
+# A list whose items are each cited from their own section (one sentence says "This cluster").
+# It asks what gold g037 asks, in other words: of the list questions tried on this corpus, only
+# rephrasings of gold ones are answered item by item (test_extractive keeps two others as xfails).
+LIST_QUESTION = "Which clusters have been awarded a Gold label?"
+LIST_ITEMS = ("Plastipolis", "microTEC Südwest", "Pool-Net")
+# A fact stated by one sentence of one section.
+FACT_QUESTION = "How many members does Bwcon have?"
+FACT = "600 members"
+# A question the documents do not answer at all.
+OUTSIDE_QUESTION = "What is the capital of Peru?"
+# Follow-ups: "which one" after LIST_QUESTION, and "it" after a question about a name.
+WHICH_ONE_FOLLOW_UP = "and which one has over 380 cluster partners?"
+WHICH_ONE = "microTEC Südwest"
+SUBJECT_QUESTION = "What is Eurecat?"
+PRONOUN_FOLLOW_UP = "How many patents does it hold?"
+PRONOUN_FACT = "73 patents"
+
 
 @pytest.fixture(scope="session", autouse=True)
 def vector_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import FACT_QUESTION
 from tests.service.test_long_and_odd_questions import EMPTY, LONG_QUESTION
 from tests.test_cli import run
 
@@ -34,8 +35,8 @@ def test_a_question_of_nothing_readable_is_the_empty_question(built_index: Path,
 @pytest.mark.slow
 def test_a_byte_that_is_not_utf_8_is_left_out_of_the_question(built_index: Path) -> None:
     # "Bwcon" typed in a Latin-1 terminal with an accent after it: the accent is no UTF-8.
-    done = run("ask", "When was Bwcon founded? \udce9", "--index", str(built_index), "--json")
+    done = run("ask", f"{FACT_QUESTION} \udce9", "--index", str(built_index), "--json")
     assert done.returncode == 0, done.stderr
-    clean = run("ask", "When was Bwcon founded?", "--index", str(built_index), "--json")
+    clean = run("ask", FACT_QUESTION, "--index", str(built_index), "--json")
     answered, expected = json.loads(done.stdout), json.loads(clean.stdout)
     assert (answered["answer"], answered["citations"]) == (expected["answer"], expected["citations"])

@@ -17,7 +17,7 @@ from assistant.embedding import (
 from assistant.errors import ConfigError
 
 TEXTS = [
-    "Which partners hold a Gold label?",
+    "Which clusters hold a Gold label?",
     "From 2013, Plastipolis has awarded the Gold label, the highest European award in cluster "
     "performance evaluation. microTEC Südwest has been awarded with the gold label too.",
     "Clúster Digital de Catalunya has 120 members.",

@@ -17,7 +17,7 @@ from assistant.config import Settings
 from assistant.embedding import EmbeddingCache
 from assistant.pipeline import Assistant
 from assistant.store import CACHE_FILE
-from tests.conftest import CORPUS, FakeEmbedder
+from tests.conftest import CORPUS, LIST_QUESTION, FakeEmbedder
 
 
 def _garbage(path: Path) -> None:
@@ -104,7 +104,7 @@ def test_indexing_over_a_damaged_cache_rebuilds_it_and_answers(
         report = assistant.index(rebuild=True)
     assert report.written and report.embedded == report.chunks  # every vector computed again
     assert [r.getMessage().split(" is unreadable")[0] for r in caplog.records] == [f"the embedding cache {cache}"]
-    answer = assistant.ask("Which partners hold a Gold label?")
+    answer = assistant.ask(LIST_QUESTION)
     assert answer.citations
     # The new cache holds this run's vectors: the next rebuild embeds nothing.
     assert Assistant(fake_settings, embedder=FakeEmbedder()).index(rebuild=True).embedded == 0
@@ -129,7 +129,7 @@ def test_index_rebuild_over_a_damaged_cache_says_so_in_one_line(built_index: Pat
     assert str(index / CACHE_FILE) in lines[0] and ".corrupt-" in lines[0]
     assert "Indexed 5 documents" in done.stdout
     asked = subprocess.run(
-        [sys.executable, "-m", "assistant.cli", "ask", "Which partners hold a Gold label?", "--index", str(index)],
+        [sys.executable, "-m", "assistant.cli", "ask", LIST_QUESTION, "--index", str(index)],
         capture_output=True,
         text=True,
         timeout=600,

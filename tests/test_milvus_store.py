@@ -22,14 +22,14 @@ from assistant.embedding import Embedder  # noqa: E402
 from assistant.errors import IndexCorruptError, IndexWriteError  # noqa: E402
 from assistant.pipeline import Assistant  # noqa: E402
 from assistant.store import CACHE_FILE, IndexStore, current_version  # noqa: E402
-from tests.conftest import CORPUS, ROOT, FakeEmbedder, assert_citations_exact  # noqa: E402
+from tests.conftest import CORPUS, LIST_QUESTION, OUTSIDE_QUESTION, ROOT, FakeEmbedder, assert_citations_exact  # noqa: E402
 
 QUESTIONS = [
-    "Which partners hold a Gold label?",
+    LIST_QUESTION,
     "How many partners does MetaIndustry4 have?",
     "How many people attended the workshop in Florence?",
     "Which regions cooperate in Smart Industri Norra Mellansverige?",
-    "What is the capital of Australia?",
+    OUTSIDE_QUESTION,
 ]
 
 
@@ -206,12 +206,12 @@ def test_a_copied_index_folder_never_drops_the_original_collections(fake_setting
     copy_dir = tmp_path / "copy"
     shutil.copytree(settings.index_dir, copy_dir, symlinks=True, ignore=shutil.ignore_patterns("milvus.db"))
     copy = Assistant(settings.model_copy(update={"index_dir": copy_dir}), embedder=FakeEmbedder())
-    assert copy.ask("Which partners hold a Gold label?").citations  # reads the original's collection
+    assert copy.ask(LIST_QUESTION).citations  # reads the original's collection
     for n in range(4):
         (fake_settings.corpus_dir / "extra.txt").write_text(f"Extra text number {n}.", encoding="utf-8")
         copy.index()
     assert original.store.manifest.collection in client_of(original).list_collections()
-    assert original.ask("Which partners hold a Gold label?").citations
+    assert original.ask(LIST_QUESTION).citations
 
 
 def test_settings_and_missing_packages_say_what_to_do(fake_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:

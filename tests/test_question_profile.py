@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.keyword_index import analyze
 from assistant.question import profile, proper_names
+from assistant.text import analyze
 
 
 @pytest.mark.parametrize(

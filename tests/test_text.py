@@ -39,7 +39,7 @@ def assistant(tmp_path: Path) -> Assistant:
 
 
 def test_plain_text_is_only_trimmed() -> None:
-    assert visible_text("  When was Bwcon founded?\n") == "When was Bwcon founded?"
+    assert visible_text("  How many members does Bwcon have?\n") == "How many members does Bwcon have?"
     assert visible_text("Clúster Digital:\n\t120 members?") == "Clúster Digital:\n\t120 members?"
 
 
@@ -50,8 +50,8 @@ def test_a_code_point_nobody_reads_alone_is_nothing(char: str) -> None:
 
 
 def test_unread_code_points_are_taken_out_of_a_question() -> None:
-    assert visible_text("When was Bw\u200bcon\x00 founded? \ud83d") == "When was Bwcon founded?"
-    assert visible_text("\ufeffWhich partners hold a Gold label?\u2060") == "Which partners hold a Gold label?"
+    assert visible_text("How many members does Bw\u200bcon\x00 have? \ud83d") == "How many members does Bwcon have?"
+    assert visible_text("\ufeffWhich clusters hold a Silver label?\u2060") == "Which clusters hold a Silver label?"
 
 
 def test_joiners_inside_words_are_kept() -> None:
@@ -71,7 +71,10 @@ def test_a_question_of_nothing_readable_is_the_empty_question(assistant: Assista
 
 
 def test_the_question_checked_is_the_question_read(assistant: Assistant) -> None:
-    assert assistant.check_question("\ufeff When was Bwcon founded? \ud83d") == "When was Bwcon founded?"
+    assert (
+        assistant.check_question("\ufeff How many members does Bwcon have? \ud83d")
+        == "How many members does Bwcon have?"
+    )
     # The limit counts what is read: invisible padding does not push a question over it.
     limit = assistant.settings.max_question_chars
     assert assistant.check_question("a" * limit + "\u200b" * 50) == "a" * limit

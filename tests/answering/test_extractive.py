@@ -14,22 +14,29 @@ from assistant.answering.extractive import (
 )
 from assistant.chunking import split_sentences
 from assistant.errors import QuestionError
-from assistant.keyword_index import fold
 from assistant.pipeline import Assistant
 from assistant.question import mentions, profile
 from assistant.records import NOT_FOUND, Chunk, Citation, Hit, Sentence
-from tests.conftest import assert_citations_exact
+from assistant.text import fold
+from tests.conftest import (
+    FACT,
+    FACT_QUESTION,
+    LIST_ITEMS,
+    LIST_QUESTION,
+    OUTSIDE_QUESTION,
+    assert_citations_exact,
+)
 
 FOUR_MOTORS = "4-motors-industry-4-0-concept-note.txt"
 
 
 def test_gold_label_partners_are_named_each_with_the_sentence_that_says_so(assistant: Assistant) -> None:
-    answer = assistant.ask("Which partners hold a Gold label?")
+    answer = assistant.ask(LIST_QUESTION)
     assert not answer.abstained
     assert_citations_exact(assistant, answer)
     lead = answer.text.split("\n", 1)[0]
     by_name = {}
-    for name in ("Plastipolis", "microTEC Südwest", "Pool-Net"):
+    for name in LIST_ITEMS:
         assert name in lead, answer.text
         cited = [c for c in answer.citations if c.quote and name.split()[0].lower() in (c.section + c.quote).lower()]
         assert cited, name
@@ -47,7 +54,7 @@ def test_gold_label_partners_are_named_each_with_the_sentence_that_says_so(assis
 
 
 def test_off_topic_question_abstains(assistant: Assistant) -> None:
-    answer = assistant.ask("What is the capital of Australia?")
+    answer = assistant.ask(OUTSIDE_QUESTION)
     assert answer.abstained
     assert answer.text == NOT_FOUND
     assert answer.citations == ()
@@ -56,7 +63,7 @@ def test_off_topic_question_abstains(assistant: Assistant) -> None:
 @pytest.mark.parametrize(
     ("question", "expected", "doc"),
     [
-        ("When was Bwcon founded?", "1997", FOUR_MOTORS),
+        (FACT_QUESTION, FACT, FOUR_MOTORS),
         ("How many partners does MetaIndustry4 have?", "61", "metaindustry4-third-birthday.txt"),
         (
             "How many jobs does the manufacturing sector represent in Luxembourg?",
@@ -147,9 +154,13 @@ def test_a_question_about_a_name_no_document_mentions_abstains_and_says_so(
     # answer would be that unrelated award.
     answer = assistant.ask("Which company was awarded the Nordic Robotics Prize 2026?")
     assert answer.abstained and answer.citations == ()
-    assert answer.text == f"{NOT_FOUND} They never mention Nordic Robotics Prize."
+    assert answer.text.startswith(NOT_FOUND) and not markers(answer.text)
+    # The abstention names the name no document mentions, and only that one.
+    said = answer.text.removeprefix(NOT_FOUND)
+    assert "never mention" in said and "Nordic Robotics Prize" in said, answer.text
+    assert said.strip().count(".") == 1  # one short sentence, not a quote from a document
     # A misspelt name the documents do hold is not taken for an unknown one.
-    typo = assistant.ask("Which partners hold a Gold label in Frence?")
+    typo = assistant.ask(LIST_QUESTION.replace("?", " in Frence?"))
     assert "never mention" not in typo.text
 
 
@@ -174,7 +185,7 @@ def test_a_count_is_not_a_year_or_a_date(sentence: str, percentage: bool, expect
 
 
 def test_what_is_the_population_asks_for_a_number() -> None:
-    assert profile("What is the combined population of the four Motor regions?").answer_type == "number"
+    assert profile("What is the combined population of the Nordic regions?").answer_type == "number"
     assert profile("What is the main goal of the cluster?").answer_type is None
 
 
@@ -212,10 +223,10 @@ def test_the_sentence_holds_the_kind_of_answer_asked_for(question: str, sentence
     ("question", "kind"),
     [
         ("How much did BSkyB pay for the Premier League rights?", "money"),
-        ("What is Flanders Make's annual research budget?", "money"),
+        ("What is Eurecat's annual research budget?", "money"),
         ("what is the fee range for accessing the EPG?", "money"),
         # "How many" asks for a count even when a turnover is asked for as well.
-        ("How many professionals does Eurecat employ, and what is its yearly turnover?", "number"),
+        ("How many researchers does Flanders Make employ, and what is its yearly turnover?", "number"),
         ("How much of the land is forest?", "number"),
         ("What channel lost advertising revenue due to their plans?", None),
     ],
@@ -227,14 +238,24 @@ def test_money_questions_are_told_from_other_number_questions(question: str, kin
 @pytest.mark.parametrize(
     "question",
     [
-        "What is the annual membership fee of the Luxembourg Materials & Manufacturing Cluster?",
-        "How much did it cost to register for the Florence workshop on industrial modernisation?",
+        "How much does it cost to become a member of Cluj IT Cluster?",
+        "How much did the Composite Industry Luxembourg initiative cost?",
+        pytest.param(
+            "What is the annual membership fee of Pool-Net?",
+            # Answered with "R&D Project involving more than 75 million Euros of investment".
+            marks=pytest.mark.xfail(strict=True, reason="an investment is taken for a membership fee"),
+        ),
+        pytest.param(
+            "What was the ticket price for the Florence workshop at the Baglioni Hotel?",
+            # Answered with the sentence saying where and when the workshop took place.
+            marks=pytest.mark.xfail(strict=True, reason="a price question is answered with a sentence naming none"),
+        ),
     ],
 )
 def test_a_price_the_documents_never_give_is_not_answered_with_another_sentence(
     assistant: Assistant, question: str
 ) -> None:
-    # The documents describe the AGM and the workshop at length, but name no fee or price.
+    # The documents describe these clusters and events at length, but name no fee or price.
     answer = assistant.ask(question)
     assert answer.abstained, answer.text
     assert answer.citations == ()
@@ -244,14 +265,23 @@ def test_a_price_the_documents_never_give_is_not_answered_with_another_sentence(
     ("question", "items", "parent"),
     [
         (
-            "Which clusters represent Auvergne-Rhône-Alpes in the partnership?",
-            ("Plastipolis", "ViaMéca", "Minalogic"),
-            "3.3.1. Auvergne Rhône-Alpes",
-        ),
-        (
-            "Which Catalan organisations are members of the consortium?",
+            "Which Catalan clusters take part in the partnership?",
             ("Eurecat", "CEP", "Cluster Digital"),
             "3.3.4. Catalonia",
+        ),
+        # The items are retrieved, but the answer is the region's own sentence ("Located in
+        # the north-eastern part ..."), not the clusters of its section.
+        pytest.param(
+            "Which clusters represent Catalonia in the partnership?",
+            ("Eurecat", "CEP", "Cluster Digital"),
+            "3.3.4. Catalonia",
+            marks=pytest.mark.xfail(strict=True, reason="the region's sentence outranks the list of its clusters"),
+        ),
+        pytest.param(
+            "Which clusters represent Baden-Württemberg in the partnership?",
+            ("microTEC Südwest", "Bwcon"),
+            "3.3.3. Baden-Wurttemberg",
+            marks=pytest.mark.xfail(strict=True, reason="the region's sentence outranks the list of its clusters"),
         ),
     ],
 )
@@ -259,7 +289,8 @@ def test_a_list_question_about_a_section_gets_its_subsections_as_items(
     assistant: Assistant, question: str, items: tuple[str, ...], parent: str
 ) -> None:
     # The item sentences never repeat the question's words ("Since 2005 ViaMéca labelled more
-    # than 415 projects"): the document's headings say which clusters belong to the region.
+    # than 415 projects", "CEP ... was born in Barcelona"): the document's headings say which
+    # clusters belong to the region.
     hits = assistant.engine.retriever.search(question, 5)
     found = [h for h in hits if h.item_of]
     assert {h.item_of for h in found} == {parent}
@@ -280,10 +311,10 @@ def test_a_list_question_about_a_section_gets_its_subsections_as_items(
     ("question", "subject", "quote"),
     [
         # "label", "excellence" and "cluster" fill other clusters' sections; the question is
-        # about Minalogic, which has a section of its own.
-        ("Which cluster excellence label does Minalogic hold?", "Minalogic", "Minalogic is a global"),
-        # A follow-up rewritten from a question about Spain keeps "Spain's GDP" around Lombardy.
-        ("What share of Spain's GDP does Lombardy account for?", "Lombardy", "21.7% of the National"),
+        # about ViaMéca, which has a section of its own.
+        ("Which cluster excellence label does ViaMéca hold?", "Viameca", "ViaMéca is devoted"),
+        # Another country's name in the question ("Italy's GDP") does not lead elsewhere.
+        ("What share of Italy's GDP does Baden-Württemberg produce?", "Baden-Württemberg", "15.2 percent"),
     ],
 )
 def test_the_section_about_the_name_asked_for_is_retrieved(

@@ -37,7 +37,15 @@ from assistant.pipeline import Assistant
 from assistant.records import NOT_FOUND, Answer, Chunk, Hit, Turn
 from assistant.service.app import create_app
 from assistant.tokens import count_tokens
-from tests.conftest import CORPUS, FakeEmbedder, assert_citations_exact
+from tests.conftest import (
+    CORPUS,
+    FACT_QUESTION,
+    LIST_ITEMS,
+    LIST_QUESTION,
+    OUTSIDE_QUESTION,
+    FakeEmbedder,
+    assert_citations_exact,
+)
 from tests.fake_openai import FakeOpenAI, RecordedRequest, Reply
 
 KEY = "sk-test-7f3a9c2e51d04b8aa6e2"
@@ -208,10 +216,10 @@ def test_invalid_markers_are_dropped_and_the_rest_renumbered(
 def test_the_not_found_sentence_is_an_abstention(fake: FakeOpenAI, reply: str) -> None:
     fake.reply(Reply(reply), Reply(reply))
     answerer = llm(fake)
-    answer = answerer.answer("What is the capital of Australia?", HITS)
+    answer = answerer.answer(OUTSIDE_QUESTION, HITS)
     assert answer.abstained and answer.text == NOT_FOUND and answer.citations == ()
     assert answer.answerer == "llm"
-    pieces, final = collect(answerer.stream("What is the capital of Australia?", HITS))
+    pieces, final = collect(answerer.stream(OUTSIDE_QUESTION, HITS))
     assert "".join(pieces) == NOT_FOUND == final.text and final.abstained
 
 
@@ -333,7 +341,7 @@ def test_the_prompt_keeps_within_its_budget_cutting_passages_at_sentences(fake: 
     many = [make_hit(doc, rank) for rank, doc in enumerate(["bwcon.txt", "meta.txt", "lux.txt"] * 4, start=1)]
     budget = PromptBudget(total=500, passage=20, history=0, min_passage=12)
     history = [Turn("user", "hi"), Turn("assistant", "hello")]
-    prompt = build_prompt("When was Bwcon founded?", many, history, budget)
+    prompt = build_prompt("When and where was Bwcon founded?", many, history, budget)
     assert [m["role"] for m in prompt.messages] == ["system", "user"]  # no room for history
     assert sum(count_tokens(m["content"]) for m in prompt.messages) <= budget.total
     assert 1 < len(prompt.sources) < len(many)  # lower-ranked passages left out
@@ -342,7 +350,7 @@ def test_the_prompt_keeps_within_its_budget_cutting_passages_at_sentences(fake: 
     assert first.text + " …\n</source>" in prompt.messages[-1]["content"]
     fake.reply(Reply("Founded in 1997 [1]; see [12]."), Reply("Its office [1]."))
     answerer = llm(fake, budget=budget)
-    answer = answerer.answer("When was Bwcon founded?", many)
+    answer = answerer.answer("When and where was Bwcon founded?", many)
     assert answer.text == "Founded in 1997 [1]; see."  # source 12 was not in the prompt
     # A whole-passage citation covers only what the model was shown.
     answer = answerer.answer("Where is the office?", many)
@@ -365,7 +373,7 @@ def test_stream_yields_deltas_as_they_arrive_then_the_answer(fake: FakeOpenAI) -
     release = threading.Event()
     text = "Bwcon was founded in 1997 [1]. MetaIndustry4 has 61 partners [2]."
     fake.reply(Reply(text, hold_after=4, release=release))
-    stream = llm(fake).stream("When was Bwcon founded?", HITS)
+    stream = llm(fake).stream("When and where was Bwcon founded?", HITS)
     first = next(stream)
     # The server is still holding back the rest of its answer: this delta came incrementally.
     assert isinstance(first, str) and first and not release.is_set()
@@ -424,7 +432,7 @@ def extractive(question: str, hits: Sequence[Hit] = HITS) -> Answer:
     return ExtractiveAnswerer().answer(question, hits)
 
 
-QUESTION = "When was Bwcon founded?"
+QUESTION = "When and where was Bwcon founded?"
 
 
 def test_a_timeout_serves_the_extractive_answer(fake: FakeOpenAI, caplog: pytest.LogCaptureFixture) -> None:
@@ -656,10 +664,10 @@ def cite_sources_saying(*needles: str, claim: str = "{}") -> Any:
 
 
 def test_the_assistant_answers_through_the_llm_when_configured(llm_assistant: Assistant, fake: FakeOpenAI) -> None:
-    fake.respond_with(cite_sources_saying("Bwcon", "1997", claim="Bwcon was founded in 1997 [{}]."))
-    answer = llm_assistant.ask("When was Bwcon founded?")
+    fake.respond_with(cite_sources_saying("Bwcon", "600 members", claim="Bwcon has 600 members [{}]."))
+    answer = llm_assistant.ask(FACT_QUESTION)
     assert answer.answerer == "llm" and not answer.abstained
-    assert answer.citations and all("1997" in c.quote for c in answer.citations)
+    assert answer.citations and all("600 members" in c.quote for c in answer.citations)
     assert all(len(c.quote) < 400 for c in answer.citations)  # the sentence, not the passage
     assert_citations_exact(llm_assistant, answer)
     assert answer.timings_ms["total"] >= answer.timings_ms["retrieval"]
@@ -672,13 +680,13 @@ def test_list_answers_from_real_passages_cite_each_item_precisely(llm_assistant:
     def respond(request: RecordedRequest) -> Reply:
         claims = []
         for n, body in sources_in(request).items():
-            for name in ("Plastipolis", "Pool-Net", "microTEC Südwest"):
+            for name in LIST_ITEMS:
                 if name in body and "gold label" in body.lower():
                     claims.append(f"- {name} holds a Gold label [{n}]")
         return Reply("\n".join(claims) or NOT_FOUND)
 
     fake.respond_with(respond)
-    answer = llm_assistant.ask("Which partners hold a Gold label?", k=8)
+    answer = llm_assistant.ask(LIST_QUESTION, k=8)
     assert not answer.abstained and len(answer.citations) >= 2, answer.text
     for citation in answer.citations:
         assert "gold label" in citation.quote.lower()
@@ -686,15 +694,15 @@ def test_list_answers_from_real_passages_cite_each_item_precisely(llm_assistant:
 
 
 def test_the_assistant_streams_the_llm_deltas(llm_assistant: Assistant, fake: FakeOpenAI) -> None:
-    fake.respond_with(cite_sources_saying("Bwcon", "1997", claim="Bwcon was founded in 1997 [{}]."))
-    pieces, final = collect(llm_assistant.stream("When was Bwcon founded?"))
+    fake.respond_with(cite_sources_saying("Bwcon", "600 members", claim="Bwcon has 600 members [{}]."))
+    pieces, final = collect(llm_assistant.stream(FACT_QUESTION))
     request = fake.completions[-1]
     assert request.stream
     sent = request.body["messages"]
-    assert sent[-1]["content"].endswith("Question: When was Bwcon founded?")
+    assert sent[-1]["content"].endswith(f"Question: {FACT_QUESTION}")
     assert len(pieces) > 5  # the fake's small deltas, not the extractive path's word groups
     assert "".join(pieces) == final.text
-    assert final.answerer == "llm" and final.question == "When was Bwcon founded?"
+    assert final.answerer == "llm" and final.question == FACT_QUESTION
     assert final.standalone_question and final.hits and "answer" in final.timings_ms
     assert_citations_exact(llm_assistant, final)
 
@@ -703,11 +711,11 @@ def test_the_assistant_falls_back_when_the_llm_fails(
     llm_assistant: Assistant, assistant: Assistant, fake: FakeOpenAI
 ) -> None:
     fake.respond_with(lambda request: Reply(status=500))
-    answer = llm_assistant.ask("When was Bwcon founded?")
-    expected = assistant.ask("When was Bwcon founded?")
+    answer = llm_assistant.ask(FACT_QUESTION)
+    expected = assistant.ask(FACT_QUESTION)
     assert answer.answerer == "extractive"
     assert (answer.text, answer.citations) == (expected.text, expected.citations)
-    pieces, final = collect(llm_assistant.stream("When was Bwcon founded?"))
+    pieces, final = collect(llm_assistant.stream(FACT_QUESTION))
     assert "".join(pieces) == final.text == expected.text
 
 
@@ -735,13 +743,13 @@ def test_the_chat_service_streams_llm_deltas_and_shows_a_fallback_after_a_break(
     import json
 
     settings = Settings(corpus_dir=CORPUS, index_dir=llm_assistant.settings.index_dir, data_dir=tmp_path / "data")
-    fake.respond_with(cite_sources_saying("Bwcon", "1997", claim="Bwcon was founded in 1997 [{}]."))
+    fake.respond_with(cite_sources_saying("Bwcon", "600 members", claim="Bwcon has 600 members [{}]."))
     with TestClient(create_app(llm_assistant, settings)) as client:
-        body = client.post("/api/chat/stream", json={"message": "When was Bwcon founded?"}).text
+        body = client.post("/api/chat/stream", json={"message": FACT_QUESTION}).text
         events = sse(body)
         deltas = "".join(json.loads(d)["text"] for e, d in events if e == "delta")
         citations = next(json.loads(d)["citations"] for e, d in events if e == "citations")
-        assert events[-1][0] == "done" and deltas.startswith("Bwcon was founded in 1997 [1]")
+        assert events[-1][0] == "done" and deltas.startswith("Bwcon has 600 members [1]")
         assert {c["n"] for c in citations} == set(markers(deltas))
         done = json.loads(events[-1][1])
         stored = client.get(f"/api/conversations/{done['conversation_id']}").json()
@@ -749,8 +757,8 @@ def test_the_chat_service_streams_llm_deltas_and_shows_a_fallback_after_a_break(
 
         # A stream that breaks: the deltas carry the note and the extractive answer; what is
         # stored (and shown again on reload) is the extractive answer alone.
-        fake.respond_with(lambda request: Reply("Bwcon was founded in 1997 [1] by", break_after=8))
-        events = sse(client.post("/api/chat/stream", json={"message": "When was Bwcon founded?"}).text)
+        fake.respond_with(lambda request: Reply("Bwcon has 600 members [1] in", break_after=8))
+        events = sse(client.post("/api/chat/stream", json={"message": FACT_QUESTION}).text)
         deltas = "".join(json.loads(d)["text"] for e, d in events if e == "delta")
         done = json.loads(events[-1][1])
         stored = client.get(f"/api/conversations/{done['conversation_id']}").json()["turns"][-1]["content"]

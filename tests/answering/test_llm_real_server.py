@@ -43,7 +43,7 @@ KEY = "sk-llama-test-5d0c2b9e7a41f3"
 # Answers are capped short: each token costs tens of milliseconds on one core, and what is
 # tested lies in the first sentences.
 MAX_TOKENS = 64
-QUESTION = "When was Bwcon founded?"
+QUESTION = "When and where was Bwcon founded?"
 
 CITED = {
     "bwcon.txt": "Bwcon [1]\n\nBwcon was founded in 1997 in Stuttgart [2]. It has about 600 member companies [3].\n",

@@ -20,7 +20,7 @@ from assistant.embedding import Embedder
 from assistant.pipeline import Assistant
 from assistant.question import profile
 from assistant.records import NOT_FOUND, Chunk, Hit
-from tests.conftest import CORPUS, assert_citations_exact
+from tests.conftest import CORPUS, LIST_QUESTION, OUTSIDE_QUESTION, assert_citations_exact
 
 FOUR_MOTORS = "4-motors-industry-4-0-concept-note.txt"
 
@@ -77,7 +77,7 @@ def test_the_short_answer_leads_only_when_it_is_inside_the_cited_sentence(assist
 @pytest.mark.parametrize(
     "question",
     [
-        "What is the capital of Australia?",
+        OUTSIDE_QUESTION,
         "Who is the chief executive of Luxinnovation?",
         pytest.param(
             "How many employees does Eurecat have in Brazil?",
@@ -94,7 +94,7 @@ def test_a_question_the_documents_do_not_answer_is_declined(assistant: Assistant
 
 
 def test_a_list_question_names_each_item_with_its_own_citation(assistant: Assistant) -> None:
-    answer = assistant.ask("Which clusters have been awarded a Gold label?")
+    answer = assistant.ask(LIST_QUESTION)
     assert not answer.abstained
     assert_citations_exact(assistant, answer)
     lead = answer.text.split("\n", 1)[0]
@@ -125,21 +125,25 @@ def test_hits_timings_and_confidence_are_reported(assistant: Assistant) -> None:
 def test_a_question_about_a_name_no_document_mentions_abstains_and_says_so(assistant: Assistant) -> None:
     answer = assistant.ask("Which company was awarded the Nordic Robotics Prize 2026?")
     assert answer.abstained and answer.citations == ()
-    assert answer.text == f"{NOT_FOUND} They never mention Nordic Robotics Prize."
+    assert answer.text.startswith(NOT_FOUND) and not markers(answer.text)
+    # The abstention names the name no document mentions, and only that one.
+    said = answer.text.removeprefix(NOT_FOUND)
+    assert "never mention" in said and "Nordic Robotics Prize" in said, answer.text
+    assert said.strip().count(".") == 1  # one short sentence, not a quote from a document
     # A misspelt name the documents do hold is not taken for an unknown one.
-    typo = assistant.ask("Which partners hold a Gold label in Frence?")
+    typo = assistant.ask(LIST_QUESTION.replace("?", " in Frence?"))
     assert "never mention" not in typo.text
 
 
 @pytest.mark.parametrize(
     ("sentence", "question", "expected"),
     [
-        ("Which partners hold a Gold label?", "Which partners hold a Gold label?", True),
-        ("Partners hold a Gold label.", "Which partners hold a Gold label?", True),
-        ("Plastipolis holds the Gold label.", "Which partners hold a Gold label?", False),
+        ("Which clusters hold a Silver label?", "Which clusters hold a Silver label?", True),
+        ("Clusters hold a Silver label.", "Which clusters hold a Silver label?", True),
+        ("Cluj IT Cluster holds the Silver label.", "Which clusters hold a Silver label?", False),
         # A yes/no question is answered by the sentence that states it.
-        ("Plastipolis holds a Gold label.", "Does Plastipolis hold a Gold label?", False),
-        ("Does anyone hold a Gold label?", "Does Plastipolis hold a Gold label?", True),
+        ("Cluj IT Cluster holds a Silver label.", "Does Cluj IT Cluster hold a Silver label?", False),
+        ("Does anyone hold a Silver label?", "Does Cluj IT Cluster hold a Silver label?", True),
         # A sentence that introduces a list introduces the answer.
         ("The main missions of Plastipolis are:", "What are the main missions of Plastipolis?", False),
     ],
@@ -151,7 +155,7 @@ def test_a_sentence_that_only_restates_the_question_is_no_answer(sentence: str, 
 def test_a_documents_own_footnote_markers_never_read_as_citations() -> None:
     text = "Bwcon was founded in 1997 in Stuttgart [5]. It runs CyberOne [6]."
     chunk = Chunk("d#0", "d", 0, "Bwcon", (), "", 0, len(text), text, tuple(split_sentences(text)), 20)
-    answer = ReaderAnswerer().answer("When was Bwcon founded?", [Hit(chunk=chunk, score=1.0, rank=1)])
+    answer = ReaderAnswerer().answer("When and where was Bwcon founded?", [Hit(chunk=chunk, score=1.0, rank=1)])
     assert not answer.abstained, answer.text
     assert "1997" in answer.text
     assert markers(answer.text) == [1]

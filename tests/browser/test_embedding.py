@@ -17,11 +17,11 @@ from tests.browser.conftest import (
     stored_conversation_id,
     widget,
 )
+from tests.conftest import LIST_ITEMS, LIST_QUESTION
 from tests.service.conftest import API_KEY
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-GOLD = "Which partners hold a Gold label?"
 RED = "rgb(255, 0, 0)"
 
 # A host page whose CSS tries hard to reach everything, the widget's host element included.
@@ -86,8 +86,8 @@ def test_widget_works_on_an_allowed_origin_untouched_by_its_css(start_service: S
         # ... and do not reach into the widget (CSS `button { display: none }` included).
         expect(widget(page, ".launcher")).to_be_visible()
         open_panel(page)
-        answer = ask(page, GOLD)
-        for partner in ("Plastipolis", "microTEC Südwest", "Pool-Net"):
+        answer = ask(page, LIST_QUESTION)
+        for partner in LIST_ITEMS:
             expect(answer.locator(".answer")).to_contain_text(partner)
         chips = answer.locator(".chip")
         expect(chips).to_have_count(3)
@@ -132,7 +132,7 @@ def test_widget_works_on_an_allowed_origin_untouched_by_its_css(start_service: S
         derived = new_page()
         derived.goto(allowed.origin + "/src-only.html")
         open_panel(derived)
-        expect(ask(derived, GOLD).locator(".chip")).to_have_count(3)
+        expect(ask(derived, LIST_QUESTION).locator(".chip")).to_have_count(3)
         assert stored_conversation_id(derived, service.url) is not None
 
         # An origin the service does not allow: the widget loads, but says it cannot answer.
@@ -140,7 +140,7 @@ def test_widget_works_on_an_allowed_origin_untouched_by_its_css(start_service: S
         outsider.goto(refused.origin + "/")
         open_panel(outsider)
         box = widget(outsider, "#aw-input")
-        box.fill(GOLD)
+        box.fill(LIST_QUESTION)
         box.press("Enter")
         error = widget(outsider, ".msg-error")
         expect(error).to_be_visible()
@@ -163,7 +163,7 @@ def test_api_key_from_the_script_tag_is_sent_as_a_bearer_token(start_service: St
         page.goto(site.origin + "/")
         open_panel(page)
         with page.expect_request("**/api/chat/stream") as sent:
-            answer = ask(page, GOLD)
+            answer = ask(page, LIST_QUESTION)
         assert sent.value.headers["authorization"] == f"Bearer {API_KEY}"
         # Passages, feedback and the restored conversation use the key too.
         answer.locator(".chip").first.click()
@@ -178,7 +178,7 @@ def test_api_key_from_the_script_tag_is_sent_as_a_bearer_token(start_service: St
         keyless.goto(site.origin + "/no-key.html")
         open_panel(keyless)
         box = widget(keyless, "#aw-input")
-        box.fill(GOLD)
+        box.fill(LIST_QUESTION)
         box.press("Enter")
         error = widget(keyless, ".msg-error")
         expect(error).to_contain_text("The assistant refused this website")

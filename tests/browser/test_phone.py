@@ -24,11 +24,11 @@ from tests.browser.conftest import (
     host_site,
     widget,
 )
+from tests.conftest import LIST_QUESTION
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 PHONES = ("iPhone 13", "Pixel 7")
-GOLD = "Which partners hold a Gold label?"
 MOBILE_META = '<meta name="viewport" content="width=device-width, initial-scale=1">'
 
 # Host pages, {tag} being the widget's script tag. A page without a viewport tag is laid out
@@ -115,7 +115,7 @@ def test_demo_page_on_a_phone_fits_the_screen(service: Service, new_page: Any, d
 
     if device == PHONES[0]:
         # An answer with its source open fits too: nothing in the conversation scrolls sideways.
-        answer = ask(page, GOLD)
+        answer = ask(page, LIST_QUESTION)
         answer.locator(".chip").first.tap()
         expect(answer.locator(".passage mark")).to_be_visible()
         log = widget(page, "[role=log]")
@@ -171,7 +171,7 @@ def test_plain_host_pages_on_a_phone(start_service: StartService, new_page: Any,
 
 def test_source_page_of_a_slack_link_reads_well_on_a_phone(service: Service, new_page: Any) -> None:
     with service.live.client() as client:
-        citation = client.post("/api/chat", json={"message": GOLD}).json()["citations"][0]
+        citation = client.post("/api/chat", json={"message": LIST_QUESTION}).json()["citations"][0]
     page = new_page(device=PHONES[0])
     page.goto(f"{service.url}{source_path(citation['doc'])}?start={citation['start']}&end={citation['end']}")
     mark = page.locator("mark")

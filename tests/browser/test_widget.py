@@ -20,13 +20,11 @@ from tests.browser.conftest import (
     stored_conversation_id,
     widget,
 )
+from tests.conftest import LIST_ITEMS, LIST_QUESTION, OUTSIDE_QUESTION, WHICH_ONE, WHICH_ONE_FOLLOW_UP
 from tests.service.conftest import sse_events
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-GOLD = "Which partners hold a Gold label?"
-GOLD_PARTNERS = ("Plastipolis", "microTEC Südwest", "Pool-Net")
-OUTSIDE = "What is the capital of Australia?"
 ABSTENTION = "I could not find this in the documents."
 
 # Records, from the moment it is installed, whether the widget ever showed its busy state.
@@ -73,7 +71,7 @@ def test_demo_page_streams_a_cited_answer_and_keeps_the_conversation(service: Se
     assert active_element(page) == "aw-input"
     page.evaluate(WATCH_BUSY)
     with page.expect_response("**/api/chat/stream") as streamed:
-        answer = ask(page, GOLD)
+        answer = ask(page, LIST_QUESTION)
 
     # The widget read a real stream of several `delta` events and shows their text.
     events = sse_events(streamed.value.text())
@@ -82,7 +80,7 @@ def test_demo_page_streams_a_cited_answer_and_keeps_the_conversation(service: Se
     streamed_text = "".join(deltas)
     shown = answer.locator(".answer").inner_text()
     assert _squash(shown) == _as_displayed(streamed_text)
-    for partner in GOLD_PARTNERS:
+    for partner in LIST_ITEMS:
         assert partner in shown, f"{partner} is missing from the answer: {shown!r}"
     busy = page.evaluate("() => window.__busySeen")
     assert busy == {"typing": True, "sendDisabled": True, "logBusy": True}
@@ -133,7 +131,7 @@ def test_demo_page_streams_a_cited_answer_and_keeps_the_conversation(service: Se
     page.reload()
     expect(widget(page, "[role=dialog]")).to_be_visible()
     expect(widget(page, ".msg-user")).to_have_count(1)
-    expect(widget(page, ".msg-user")).to_contain_text(GOLD)
+    expect(widget(page, ".msg-user")).to_contain_text(LIST_QUESTION)
     restored = widget(page, ".msg-bot")
     expect(restored).to_have_count(1)
     expect(restored.locator(".chip")).to_have_count(3)
@@ -142,8 +140,8 @@ def test_demo_page_streams_a_cited_answer_and_keeps_the_conversation(service: Se
     assert restored.locator(".passage mark").text_content() == citations[2].quote
 
     # A follow-up continues the same conversation.
-    follow_up = ask(page, "and which one holds a Silver label?")
-    expect(follow_up.locator(".answer")).to_contain_text("Cluj IT Cluster")
+    follow_up = ask(page, WHICH_ONE_FOLLOW_UP)
+    expect(follow_up.locator(".answer")).to_contain_text(WHICH_ONE)
     assert stored_conversation_id(page, service.url) == conversation_id
     assert len(service.conversations.conversation(conversation_id).turns) == 4
 
@@ -162,7 +160,7 @@ def test_demo_page_streams_a_cited_answer_and_keeps_the_conversation(service: Se
     expect(widget(page, ".msg-bot")).to_have_count(0)
     assert stored_conversation_id(page, service.url) is None
     assert active_element(page) == "aw-input"
-    fresh = ask(page, GOLD)
+    fresh = ask(page, LIST_QUESTION)
     expect(fresh.locator(".chip")).to_have_count(3)
     assert stored_conversation_id(page, service.url) not in (None, conversation_id)
 
@@ -182,10 +180,11 @@ def test_keyboard_focus_aria_and_the_abstention_style(service: Service, page: An
     assert active_element(page) == "aw-input"
 
     # Shift+Enter is a new line; Enter sends.
-    page.keyboard.type("Which partners hold")
+    first_line, second_line = LIST_QUESTION.split(" a ", 1)
+    page.keyboard.type(first_line)
     page.keyboard.press("Shift+Enter")
-    page.keyboard.type("a Gold label?")
-    assert widget(page, "#aw-input").input_value() == "Which partners hold\na Gold label?"
+    page.keyboard.type("a " + second_line)
+    assert widget(page, "#aw-input").input_value() == f"{first_line}\na {second_line}"
     expect(widget(page, ".msg-user")).to_have_count(0)
     page.keyboard.press("Enter")
     answer = widget(page, ".msg-bot").first
@@ -194,7 +193,7 @@ def test_keyboard_focus_aria_and_the_abstention_style(service: Service, page: An
     assert widget(page, "#aw-input").input_value() == ""
 
     # "Not in the documents" looks different from an answer: a label, an icon, another style.
-    outside = ask(page, OUTSIDE)
+    outside = ask(page, OUTSIDE_QUESTION)
     expect(outside).to_have_class(re.compile(r"\babstained\b"))
     expect(outside.locator(".abstain-label")).to_have_text("Not in the documents")
     expect(outside.locator(".abstain-label svg")).to_be_visible()
@@ -250,7 +249,7 @@ def test_keyboard_focus_aria_and_the_abstention_style(service: Service, page: An
 def test_feedback_is_sent_confirmed_and_remembered(service: Service, page: Any) -> None:
     page.goto(service.url + "/")
     open_panel(page)
-    answer = ask(page, GOLD)
+    answer = ask(page, LIST_QUESTION)
     up = answer.locator(".thumb[data-rating=up]")
     up.click()
     expect(answer.locator(".feedback-status")).to_have_text("Thanks for your feedback")
@@ -263,22 +262,22 @@ def test_feedback_is_sent_confirmed_and_remembered(service: Service, page: Any) 
     assert (feedback.answer_id, feedback.rating, feedback.question) == (
         answer_turn.answer_id,
         "up",
-        GOLD,
+        LIST_QUESTION,
     )
 
     # Thumbs down asks what was wrong (optional) before sending.
-    outside = ask(page, OUTSIDE)
+    outside = ask(page, OUTSIDE_QUESTION)
     outside.locator(".thumb[data-rating=down]").click()
     comment = outside.locator(".feedback-form textarea")
     expect(comment).to_be_visible()
     assert active_element(page).startswith("aw-why-")
-    comment.fill("The intranet has a page on Australia.")
+    comment.fill("The intranet has a page on Peru.")
     outside.locator(".feedback-form button[type=submit]").click()
     expect(outside.locator(".feedback-status")).to_have_text("Thanks for your feedback")
     expect(comment).to_be_hidden()
     down = service.conversations.feedback("down")
     assert [(f.comment, f.abstained, f.question) for f in down] == [
-        ("The intranet has a page on Australia.", True, OUTSIDE)
+        ("The intranet has a page on Peru.", True, OUTSIDE_QUESTION)
     ]
 
     # After a reload the ratings are still shown as given, and cannot be given twice.
@@ -297,7 +296,7 @@ def test_unreachable_service_shows_an_error_and_retry_resends(start_service: Sta
         open_panel(page)
     # The service has stopped: the question fails with a clear error and a Retry button.
     box = widget(page, "#aw-input")
-    box.fill(GOLD)
+    box.fill(LIST_QUESTION)
     box.press("Enter")
     error = widget(page, ".msg-error")
     expect(error).to_be_visible()
@@ -317,20 +316,20 @@ def test_unreachable_service_shows_an_error_and_retry_resends(start_service: Sta
         conversation_id = stored_conversation_id(page, second.url)
         assert conversation_id is not None
         turns = second.conversations.conversation(conversation_id).turns
-        assert [t.content for t in turns if t.role == "user"] == [GOLD]
+        assert [t.content for t in turns if t.role == "user"] == [LIST_QUESTION]
 
         # While an answer streams, the widget is busy and a second question waits in the field.
         held: list[Any] = []
         page.route("**/api/chat/stream", lambda route: held.append(route))
-        box.fill(OUTSIDE)
+        box.fill(OUTSIDE_QUESTION)
         box.press("Enter")
         expect(widget(page, ".typing")).to_be_visible()
         expect(widget(page, ".send")).to_be_disabled()
         expect(widget(page, "[role=log]")).to_have_attribute("aria-busy", "true")
-        box.fill(GOLD)
+        box.fill(LIST_QUESTION)
         box.press("Enter")
         expect(widget(page, ".msg-user")).to_have_count(2)
-        assert box.input_value() == GOLD
+        assert box.input_value() == LIST_QUESTION
         assert len(held) == 1
         held[0].continue_()
         page.unroute("**/api/chat/stream")
@@ -358,14 +357,14 @@ def test_stream_errors_bad_questions_and_crlf_events(service: Service, page: Any
         ),
     )
     box = widget(page, "#aw-input")
-    box.fill(GOLD)
+    box.fill(LIST_QUESTION)
     box.press("Enter")
     error = widget(page, ".msg-error")
     expect(error).to_contain_text("The assistant ran into a problem")
     expect(error).to_contain_text("the language model did not answer (HTTP 502)")
     expect(error.locator("button.retry")).to_have_count(0)
     expect(widget(page, ".msg-bot")).to_have_count(0)  # the partial answer is gone
-    assert box.input_value() == GOLD
+    assert box.input_value() == LIST_QUESTION
     page.unroute("**/api/chat/stream")
     box.press("Enter")  # sent again, by the user, when the service is well again
     expect(widget(page, ".msg-bot").first.locator(".chip")).to_have_count(3)
@@ -434,7 +433,7 @@ def test_retry_is_offered_for_network_errors_only(service: Service, page: Any) -
 
     # The request fails at the network level (connection refused, reset, offline): Retry.
     page.route("**/api/chat/stream", lambda route: route.abort("connectionrefused"))
-    box.fill(GOLD)
+    box.fill(LIST_QUESTION)
     box.press("Enter")
     expect(error).to_contain_text("Can\u2019t reach the assistant")
     expect(error.locator("button.retry")).to_have_count(1)
@@ -451,7 +450,7 @@ def test_retry_is_offered_for_network_errors_only(service: Service, page: Any) -
             status=200, content_type="text/event-stream", body='event: delta\ndata: {"text": "Plasti"}\n\n'
         ),
     )
-    box.fill(GOLD)
+    box.fill(LIST_QUESTION)
     box.press("Enter")
     expect(error).to_contain_text("The answer was interrupted")
     expect(error.locator("button.retry")).to_have_count(1)
@@ -469,7 +468,7 @@ def test_phone_layout_is_full_screen_and_readable(service: Service, new_page: An
     box = widget(page, "[role=dialog]").bounding_box()
     assert box == {"x": 0, "y": 0, "width": PHONE["width"], "height": PHONE["height"]}
     expect(widget(page, ".launcher")).to_be_hidden()  # the panel covers it; Close is in the header
-    answer = ask(page, GOLD)
+    answer = ask(page, LIST_QUESTION)
     answer.locator(".chip").first.click()
     expect(answer.locator(".passage mark")).to_be_visible()
     expect(answer.locator(".passage-text")).not_to_have_text(re.compile(r"^\S+$"))

@@ -25,10 +25,9 @@ from assistant.pipeline import Assistant
 from assistant.service import reindex
 from assistant.service.app import create_app
 from assistant.store import current_version
-from tests.conftest import FakeEmbedder
+from tests.conftest import FACT, FACT_QUESTION, FakeEmbedder
 from tests.service.conftest import live_server, sse_events
 
-GOLD = "Which partners hold a Gold label?"
 NEW_DOC = "news/nordic-robotics-prize.md"
 NEW_TEXT = """# Nordic Robotics Prize 2026
 
@@ -86,15 +85,16 @@ def test_first_index_builds_in_the_background_with_503s_that_say_so(
             assert ready.json()["detail"].startswith("building the first index: 5 of 5 documents read, 0 of ")
             assert ready.json()["detail"].endswith("questions are answered once it is done")
 
-            chat = client.post("/api/chat", json={"message": GOLD})
+            chat = client.post("/api/chat", json={"message": FACT_QUESTION})
             assert chat.status_code == 503
             assert chat.json()["detail"].startswith("building the first index: 5 of 5 documents read")
             openai = client.post(
-                "/v1/chat/completions", json={"model": "assistant", "messages": [{"role": "user", "content": GOLD}]}
+                "/v1/chat/completions",
+                json={"model": "assistant", "messages": [{"role": "user", "content": FACT_QUESTION}]},
             )
             assert openai.status_code == 503
             assert openai.json()["error"]["message"].startswith("building the first index")
-            with client.stream("POST", "/api/chat/stream", json={"message": GOLD}) as stream:
+            with client.stream("POST", "/api/chat/stream", json={"message": FACT_QUESTION}) as stream:
                 events = sse_events(stream.read().decode())
             error = json.loads(events[-1][1])
             assert events[-1][0] == "error" and error["status"] == 503
@@ -112,7 +112,7 @@ def test_first_index_builds_in_the_background_with_503s_that_say_so(
             # A server's log is where a long build shows its progress (there is no terminal).
             assert "indexing: 5 of 5 documents read" in caplog.text
             assert ready["index"]["version"] == current_version(settings.index_dir).name  # type: ignore[union-attr]
-            answer = client.post("/api/chat", json={"message": GOLD})
+            answer = client.post("/api/chat", json={"message": FACT_QUESTION})
             assert answer.status_code == 200 and answer.json()["citations"]
     finally:
         embedder.released.set()
@@ -156,8 +156,8 @@ def test_an_outdated_index_answers_at_once_and_the_new_version_swaps_in(
             assert building["progress"].startswith("1 of 1 documents read, 0 of ")
             assert building["started_at"]
 
-            old = client.post("/api/chat", json={"message": GOLD})
-            assert old.status_code == 200 and "Plastipolis" in old.json()["answer"]
+            old = client.post("/api/chat", json={"message": FACT_QUESTION})
+            assert old.status_code == 200 and FACT in old.json()["answer"]
             assert NEW_DOC not in [
                 c["doc"] for c in client.post("/api/chat", json={"message": NEW_QUESTION}).json()["citations"]
             ]
@@ -171,7 +171,7 @@ def test_an_outdated_index_answers_at_once_and_the_new_version_swaps_in(
                 with server.client() as own:
                     while not stop.is_set():
                         try:
-                            statuses.append(own.post("/api/chat", json={"message": GOLD}).status_code)
+                            statuses.append(own.post("/api/chat", json={"message": FACT_QUESTION}).status_code)
                         except httpx.HTTPError as exc:
                             failures.append(exc)
 

@@ -9,6 +9,16 @@ from assistant import evaluation
 from assistant.history import ConversationStore
 from assistant.pipeline import Assistant
 from assistant.service.app import create_app
+from tests.conftest import (
+    LIST_ITEMS,
+    LIST_QUESTION,
+    OUTSIDE_QUESTION,
+    PRONOUN_FACT,
+    PRONOUN_FOLLOW_UP,
+    SUBJECT_QUESTION,
+    WHICH_ONE,
+    WHICH_ONE_FOLLOW_UP,
+)
 from tests.service.conftest import LiveServer, live_server, service_settings, sse_events
 
 
@@ -20,12 +30,12 @@ def _ask(client, message: str, conversation_id: str | None = None) -> dict:  # t
 
 def test_chat_answers_with_citations_that_match_the_documents(server: LiveServer, assistant: Assistant) -> None:
     with server.client() as client:
-        body = _ask(client, "Which partners hold a Gold label?")
+        body = _ask(client, LIST_QUESTION)
     assert set(body) == {"conversation_id", "answer_id", "turn", "answer", "abstained", "citations"}
     assert not body["abstained"]
-    assert "Plastipolis" in body["answer"]
+    assert LIST_ITEMS[0] in body["answer"]
     # The service relays the library's answer unchanged.
-    assert body["answer"] == assistant.ask("Which partners hold a Gold label?").text
+    assert body["answer"] == assistant.ask(LIST_QUESTION).text
     assert body["citations"]
     for citation in body["citations"]:
         assert set(citation) >= {"n", "doc", "title", "section", "start", "end", "quote"}
@@ -37,12 +47,12 @@ def test_chat_answers_with_citations_that_match_the_documents(server: LiveServer
 def test_follow_up_is_answered_in_context_and_survives_a_restart(assistant: Assistant, tmp_path: Path) -> None:
     settings = service_settings(tmp_path, assistant.settings)
     with live_server(create_app(assistant, settings)) as server, server.client() as client:
-        first = _ask(client, "Which partners hold a Gold label?")
+        first = _ask(client, LIST_QUESTION)
         conversation_id = first["conversation_id"]
-        second = _ask(client, "and which one holds a Silver label?", conversation_id)
+        second = _ask(client, WHICH_ONE_FOLLOW_UP, conversation_id)
         assert second["conversation_id"] == conversation_id
-        assert "Cluj IT Cluster" in second["answer"]
-        assert any("Cluj" in c["section"] or "Cluj" in c["quote"] for c in second["citations"])
+        assert WHICH_ONE in second["answer"]
+        assert any(WHICH_ONE in c["section"] or WHICH_ONE in c["quote"] for c in second["citations"])
 
     # A new app instance on the same data folder: the conversation is still there.
     with live_server(create_app(assistant, settings)) as server, server.client() as client:
@@ -50,13 +60,13 @@ def test_follow_up_is_answered_in_context_and_survives_a_restart(assistant: Assi
         assert stored.status_code == 200
         turns = stored.json()["turns"]
         assert [t["role"] for t in turns] == ["user", "assistant", "user", "assistant"]
-        assert turns[0]["content"] == "Which partners hold a Gold label?"
+        assert turns[0]["content"] == LIST_QUESTION
         assert turns[3]["citations"] and not turns[3]["abstained"]
         assert all(t["created_at"] for t in turns)
 
-        third = _ask(client, "What is Clúster Digital de Catalunya?")
-        fourth = _ask(client, "How many members does it have?", third["conversation_id"])
-        assert "40" in fourth["answer"]
+        third = _ask(client, SUBJECT_QUESTION)
+        fourth = _ask(client, PRONOUN_FOLLOW_UP, third["conversation_id"])
+        assert PRONOUN_FACT in fourth["answer"]
         assert fourth["citations"]
 
 
@@ -70,16 +80,14 @@ def test_unknown_conversation_is_a_404_with_a_clear_detail(server: LiveServer) -
 
 def test_unanswerable_question_abstains(server: LiveServer) -> None:
     with server.client() as client:
-        body = _ask(client, "What is the capital of Peru?")
+        body = _ask(client, OUTSIDE_QUESTION)
     assert body["abstained"]
     assert body["citations"] == []
 
 
 def test_stream_sends_deltas_then_citations_then_done(server: LiveServer) -> None:
     with server.client() as client:
-        with client.stream(
-            "POST", "/api/chat/stream", json={"message": "Which partners hold a Gold label?"}
-        ) as response:
+        with client.stream("POST", "/api/chat/stream", json={"message": LIST_QUESTION}) as response:
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/event-stream")
             events = sse_events(response.read().decode())
@@ -89,7 +97,7 @@ def test_stream_sends_deltas_then_citations_then_done(server: LiveServer) -> Non
         text = "".join(json.loads(data)["text"] for name, data in events if name == "delta")
         citations = json.loads(events[-2][1])["citations"]
         done = json.loads(events[-1][1])
-        assert "Plastipolis" in text and citations
+        assert LIST_ITEMS[0] in text and citations
         assert all(f"[{c['n']}]" in text for c in citations)
         assert done["abstained"] is False
         assert done["answer"] == text  # the final text, the same as the deltas here
@@ -98,8 +106,8 @@ def test_stream_sends_deltas_then_citations_then_done(server: LiveServer) -> Non
         stored = client.get(f"/api/conversations/{done['conversation_id']}").json()
         assert stored["turns"][1]["content"] == text
         assert stored["turns"][1]["answer_id"] == done["answer_id"]
-        follow = _ask(client, "and which one holds a Silver label?", done["conversation_id"])
-        assert "Cluj IT Cluster" in follow["answer"]
+        follow = _ask(client, WHICH_ONE_FOLLOW_UP, done["conversation_id"])
+        assert WHICH_ONE in follow["answer"]
 
 
 def test_stream_refuses_bad_input_before_streaming(server: LiveServer) -> None:
@@ -113,8 +121,8 @@ def test_stream_refuses_bad_input_before_streaming(server: LiveServer) -> None:
 
 def test_feedback_is_stored_with_the_exchange_and_exported_as_gold(server: LiveServer, tmp_path: Path) -> None:
     with server.client() as client:
-        first = _ask(client, "What is Clúster Digital de Catalunya?")
-        second = _ask(client, "How many members does it have?", first["conversation_id"])
+        first = _ask(client, SUBJECT_QUESTION)
+        second = _ask(client, PRONOUN_FOLLOW_UP, first["conversation_id"])
         up = client.post("/api/feedback", json={"answer_id": first["answer_id"], "rating": "up"})
         down = client.post(
             "/api/feedback",
@@ -134,10 +142,10 @@ def test_feedback_is_stored_with_the_exchange_and_exported_as_gold(server: LiveS
     store = ConversationStore(tmp_path / "data")
     stored = store.feedback("down")
     assert len(stored) == 1
-    assert stored[0].question == "How many members does it have?"
+    assert stored[0].question == PRONOUN_FOLLOW_UP
     assert stored[0].answer == second["answer"]
     assert [t.content for t in stored[0].history] == [
-        "What is Clúster Digital de Catalunya?",
+        SUBJECT_QUESTION,
         first["answer"],
     ]
 
@@ -145,11 +153,11 @@ def test_feedback_is_stored_with_the_exchange_and_exported_as_gold(server: LiveS
     assert store.export_feedback(out) == 1
     line = json.loads(out.read_text(encoding="utf-8"))
     assert line["kind"] == "followup"
-    assert line["question"] == "How many members does it have?"
+    assert line["question"] == PRONOUN_FOLLOW_UP
     assert line["answer"] == second["answer"]
     assert line["history"][0] == {
         "role": "user",
-        "content": "What is Clúster Digital de Catalunya?",
+        "content": SUBJECT_QUESTION,
     }
     assert line["key_facts"] == [] and line["sources"] == []
     assert line["comment"] == "should say since when"

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from assistant.cli import app
 from assistant.history import ConversationStore
 from assistant.records import Answer
-from tests.conftest import CORPUS, ROOT
+from tests.conftest import CORPUS, FACT, FACT_QUESTION, LIST_ITEMS, LIST_QUESTION, ROOT
 
 
 def test_feedback_export_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -74,16 +74,16 @@ def test_serve_command_serves_the_index(built_index: Path, tmp_path: Path) -> No
         assert ready.json()["index"]["documents"] == 5
         answer = httpx.post(
             f"http://127.0.0.1:{port}/api/chat",
-            json={"message": "Which partners hold a Gold label?"},
+            json={"message": LIST_QUESTION},
             timeout=60,
         )
-        assert answer.status_code == 200 and "Plastipolis" in answer.json()["answer"]
+        assert answer.status_code == 200 and LIST_ITEMS[0] in answer.json()["answer"]
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(60)
     logged = log.read_text()
-    assert "answer route=chat question_chars=33" in logged
-    assert "Which partners" not in logged  # the question's text is never logged
+    assert f"answer route=chat question_chars={len(LIST_QUESTION)}" in logged
+    assert "Which clusters have" not in logged  # the question's text is never logged
 
 
 @pytest.mark.slow
@@ -122,10 +122,8 @@ def test_serve_listens_at_once_and_answers_from_the_index_on_disk_while_a_newer_
             time.sleep(0.2)
         body = ready.json()
         assert body["index"]["documents"] == 5, body  # the version on disk, without the new file
-        answer = httpx.post(
-            f"http://127.0.0.1:{port}/api/chat", json={"message": "When was Bwcon founded?"}, timeout=60
-        )
-        assert answer.status_code == 200 and "1997" in answer.json()["answer"]
+        answer = httpx.post(f"http://127.0.0.1:{port}/api/chat", json={"message": FACT_QUESTION}, timeout=60)
+        assert answer.status_code == 200 and FACT in answer.json()["answer"]
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(60)

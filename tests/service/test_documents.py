@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from assistant.pipeline import Assistant
+from tests.conftest import FACT_QUESTION
 from tests.service.conftest import LiveServer
 
 
@@ -18,7 +19,7 @@ def test_lists_documents(server: LiveServer, assistant: Assistant) -> None:
 
 def test_returns_text_and_the_cited_passage(server: LiveServer, assistant: Assistant) -> None:
     with server.client() as client:
-        answer = client.post("/api/chat", json={"message": "Which partners hold a Gold label?"}).json()
+        answer = client.post("/api/chat", json={"message": FACT_QUESTION}).json()
         citation = answer["citations"][0]
         document = client.get(f"/api/documents/{citation['doc']}")
         assert document.status_code == 200

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from assistant.config import Settings
+from tests.conftest import FACT_QUESTION
 from tests.service.conftest import ADMIN_KEY, API_KEY, LiveServer
 
 
@@ -80,7 +81,7 @@ def test_unknown_routes_and_methods_are_json(server: LiveServer) -> None:
 
 def test_api_keys_are_required_when_set(start_server) -> None:  # type: ignore[no-untyped-def]
     with start_server(api_keys=[API_KEY]) as server, server.client() as client:
-        question = {"message": "Which partners hold a Gold label?"}
+        question = {"message": FACT_QUESTION}
         missing = client.post("/api/chat", json=question)
         assert missing.status_code == 401
         assert "missing API key" in missing.json()["detail"]
@@ -130,7 +131,7 @@ def test_admin_needs_an_admin_key_not_an_api_key(start_server) -> None:  # type:
 
 def test_admin_keys_alone_leave_the_api_open(start_server) -> None:  # type: ignore[no-untyped-def]
     with start_server(admin_keys=[ADMIN_KEY]) as server, server.client() as client:
-        assert client.post("/api/chat", json={"message": "Which partners hold a Gold label?"}).status_code == 200
+        assert client.post("/api/chat", json={"message": FACT_QUESTION}).status_code == 200
         assert client.get("/api/documents").status_code == 200
         assert client.get("/v1/models").status_code == 200
         assert client.post("/api/admin/reindex").status_code == 401

@@ -94,19 +94,19 @@ def test_unknown_ids_raise_not_found(tmp_path: Path) -> None:
 def test_export_writes_latest_thumbs_down_in_gold_format(tmp_path: Path) -> None:
     store = ConversationStore(tmp_path)
     conversation = store.create()
-    first = store.add_exchange(conversation, "Which partners hold a Gold label?", _answer("P [1]"))
-    second = store.add_exchange(conversation, "And a Silver one?", _answer("I could not find this.", abstained=True))
+    first = store.add_exchange(conversation, "Which clusters hold a Silver label?", _answer("C [1]"))
+    second = store.add_exchange(conversation, "And a Bronze one?", _answer("I could not find this.", abstained=True))
     alone = store.add_exchange(store.create(), "How many members does Cluster X have?", _answer("12 [1]"))
-    store.add_feedback(first.answer_id, "down", "missed microTEC")
+    store.add_feedback(first.answer_id, "down", "missed Cluj IT Cluster")
     store.add_feedback(first.answer_id, "up", "my mistake")  # the latest rating counts
-    store.add_feedback(second.answer_id, "down", "it is Cluj", source="slack", user="U1")
+    store.add_feedback(second.answer_id, "down", "it is CEP", source="slack", user="U1")
     store.add_feedback(alone.answer_id, "down")
 
     out = tmp_path / "out" / "candidates.jsonl"
     assert store.export_feedback(out) == 2
     lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [line["question"] for line in lines] == [
-        "And a Silver one?",
+        "And a Bronze one?",
         "How many members does Cluster X have?",
     ]
     follow = lines[0]
@@ -123,11 +123,11 @@ def test_export_writes_latest_thumbs_down_in_gold_format(tmp_path: Path) -> None
     }
     assert follow["kind"] == "followup"
     assert follow["history"] == [
-        {"role": "user", "content": "Which partners hold a Gold label?"},
-        {"role": "assistant", "content": "P [1]"},
+        {"role": "user", "content": "Which clusters hold a Silver label?"},
+        {"role": "assistant", "content": "C [1]"},
     ]
     assert follow["answer"] == "I could not find this."
-    assert follow["comment"] == "it is Cluj"
+    assert follow["comment"] == "it is CEP"
     assert lines[1]["kind"] == "number"
     assert lines[1]["citations"] == [CITATION.to_dict()]
     assert len({line["id"] for line in lines}) == 2
@@ -136,8 +136,8 @@ def test_export_writes_latest_thumbs_down_in_gold_format(tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("question", "history", "kind"),
     [
-        ("Which partners hold a Gold label?", (), "list"),
-        ("How many members does it have?", (Turn("user", "x"),), "followup"),
+        ("Which clusters hold a Silver label?", (), "list"),
+        ("How many patents does it hold?", (Turn("user", "x"),), "followup"),
         ("When was Plastipolis founded?", (), "number"),
         ("¿Qué es el Clúster Digital de Catalunya y cuántos miembros tiene?", (), "multilingual"),
         ("What is Pool-Net?", (), "fact"),

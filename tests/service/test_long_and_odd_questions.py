@@ -19,6 +19,7 @@ import pytest
 from assistant.pipeline import Assistant
 from assistant.records import Answer
 from assistant.service.app import create_app
+from tests.conftest import FACT_QUESTION
 from tests.fake_openai import FakeOpenAI, Reply
 from tests.service.conftest import LiveServer, live_server, service_settings, sse_events
 
@@ -205,18 +206,18 @@ def test_a_lone_surrogate_is_taken_out_and_the_question_answered(
     server: LiveServer, assistant: Assistant, route: str, extra: dict[str, Any]
 ) -> None:
     # Half an emoji, as a client that cut "... 😀" between its two UTF-16 halves sends it.
-    question = "Which partners hold a Gold label? \ud83d"
+    question = f"{FACT_QUESTION} \ud83d"
     with server.client() as client:
         text = _answer_text(route, extra, _post(client, route, question, **extra))
-    assert text.startswith(assistant.ask("Which partners hold a Gold label?").text)
+    assert text.startswith(assistant.ask(FACT_QUESTION).text)
 
 
 def test_the_conversation_stores_the_question_as_read(server: LiveServer) -> None:
     with server.client() as client:
-        answered = _post(client, "/api/chat", "\ufeffWhich partners hold\u200b a Gold label?\x00 \ud83d")
+        answered = _post(client, "/api/chat", "\ufeffHow many members\u200b does Bwcon have?\x00 \ud83d")
         assert answered.status_code == 200, answered.text
         stored = client.get(f"/api/conversations/{answered.json()['conversation_id']}")
-    assert stored.json()["turns"][0]["content"] == "Which partners hold a Gold label?"
+    assert stored.json()["turns"][0]["content"] == FACT_QUESTION
 
 
 def test_odd_characters_in_openai_history_are_read_like_the_question(assistant: Assistant, tmp_path: Path) -> None:

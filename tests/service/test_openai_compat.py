@@ -11,6 +11,7 @@ import pytest
 from openai import OpenAI
 
 from assistant.pipeline import Assistant
+from tests.conftest import FACT, FACT_QUESTION, LIST_QUESTION, WHICH_ONE, WHICH_ONE_FOLLOW_UP
 from tests.service.conftest import API_KEY, LiveServer
 
 # Where people reach the service: behind a proxy that serves it under /help.
@@ -46,13 +47,13 @@ def test_sdk_gets_an_answer_with_citations(server: LiveServer, assistant: Assist
             model="assistant-extractive",
             messages=[
                 {"role": "system", "content": "You are a helpful assistant."},
-                {"role": "user", "content": "Which partners hold a Gold label?"},
+                {"role": "user", "content": FACT_QUESTION},
             ],
         )
     message = completion.choices[0].message
     assert completion.choices[0].finish_reason == "stop"
     assert message.role == "assistant"
-    assert "Plastipolis" in message.content
+    assert FACT in message.content
     answer, _, sources = message.content.partition("\n\nSources:\n")
     assert "[1]" in answer and sources.startswith("[1] ")
     citations = message.model_extra["citations"]
@@ -68,14 +69,14 @@ def test_sdk_stream_ends_with_citations_and_done(server: LiveServer) -> None:
     with _client(server) as client:
         stream = client.chat.completions.create(
             model="anything",
-            messages=[{"role": "user", "content": "Which partners hold a Gold label?"}],
+            messages=[{"role": "user", "content": FACT_QUESTION}],
             stream=True,
             stream_options={"include_usage": True},
         )
         chunks = list(stream)  # the SDK stops at `data: [DONE]`
     assert chunks[0].choices[0].delta.role == "assistant"
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-    assert "Plastipolis" in text and "\n\nSources:\n[1] " in text
+    assert FACT in text and "\n\nSources:\n[1] " in text
     final = [c for c in chunks if c.choices and c.choices[0].finish_reason == "stop"]
     assert len(final) == 1
     assert final[0].model_extra["citations"] and final[0].model_extra["abstained"] is False
@@ -86,20 +87,17 @@ def test_sdk_follow_up_takes_earlier_messages_as_history(server: LiveServer) -> 
     with _client(server) as client:
         first = client.chat.completions.create(
             model="assistant-extractive",
-            messages=[{"role": "user", "content": "Which partners hold a Gold label?"}],
+            messages=[{"role": "user", "content": LIST_QUESTION}],
         )
         follow = client.chat.completions.create(
             model="assistant-extractive",
             messages=[
-                {"role": "user", "content": "Which partners hold a Gold label?"},
+                {"role": "user", "content": LIST_QUESTION},
                 {"role": "assistant", "content": first.choices[0].message.content},
-                {
-                    "role": "user",
-                    "content": [{"type": "text", "text": "and which one holds a Silver label?"}],
-                },
+                {"role": "user", "content": [{"type": "text", "text": WHICH_ONE_FOLLOW_UP}]},
             ],
         )
-    assert "Cluj IT Cluster" in follow.choices[0].message.content
+    assert WHICH_ONE in follow.choices[0].message.content
 
 
 def test_sdk_abstains_without_sources(server: LiveServer) -> None:
@@ -133,7 +131,7 @@ def test_sdk_sees_errors_with_their_message(start_server) -> None:  # type: igno
 
 def test_sources_link_to_readable_pages_that_open_without_an_api_key(start_server) -> None:  # type: ignore[no-untyped-def]
     # With API keys set, a link to /api/documents would answer the reader with 401.
-    question = [{"role": "user", "content": "Which partners hold a Gold label?"}]
+    question = [{"role": "user", "content": LIST_QUESTION}]
     with start_server(api_keys=[API_KEY], public_url=PUBLIC_URL, link_secret=LINK_SECRET) as server:
         with _client(server, api_key=API_KEY) as client:
             completion = client.chat.completions.create(model="assistant", messages=question)

@@ -13,7 +13,7 @@ from assistant.config import Settings
 from assistant.pipeline import Assistant
 from assistant.service.app import create_app
 from assistant.service.handlers import _unexpected_error
-from tests.conftest import FakeEmbedder
+from tests.conftest import FACT_QUESTION, FakeEmbedder
 from tests.service.conftest import ADMIN_KEY, API_KEY, LiveServer, live_server, sse_events
 
 
@@ -36,13 +36,13 @@ def test_not_ready_without_an_index_then_ready_after_reindex(tmp_path: Path, cor
         ready = client.get("/readyz")
         assert ready.status_code == 503
         assert "run `assistant index`" in ready.json()["detail"]
-        chat = client.post("/api/chat", json={"message": "Which partners hold a Gold label?"}, headers=auth)
+        chat = client.post("/api/chat", json={"message": FACT_QUESTION}, headers=auth)
         assert chat.status_code == 503
         # The stream has started when the answer fails: the failure is an `error` event.
         with client.stream(
             "POST",
             "/api/chat/stream",
-            json={"message": "Which partners hold a Gold label?"},
+            json={"message": FACT_QUESTION},
             headers=auth,
         ) as stream:
             events = sse_events(stream.read().decode())
@@ -56,7 +56,7 @@ def test_not_ready_without_an_index_then_ready_after_reindex(tmp_path: Path, cor
         assert ready.status_code == 200
         assert ready.json()["index"]["model"] == "fake-hash-64"
         assert ready.json()["index"]["documents"] == 5
-        answer = client.post("/api/chat", json={"message": "Which partners hold a Gold label?"}, headers=auth)
+        answer = client.post("/api/chat", json={"message": FACT_QUESTION}, headers=auth)
         assert answer.status_code == 200
 
 

@@ -14,6 +14,7 @@ from assistant.config import Settings
 from assistant.embedding import Embedder
 from assistant.pipeline import Assistant
 from assistant.service.app import create_app
+from tests.conftest import LIST_QUESTION
 from tests.service.conftest import ADMIN_KEY, API_KEY, live_server
 
 pytestmark = pytest.mark.slow
@@ -28,7 +29,7 @@ for its collaborative welding robot. The jury was chaired by Ingrid Solheim.
 """
 NEW_QUESTION = "Which company was awarded the Nordic Robotics Prize 2026?"
 QUESTIONS = [
-    "Which partners hold a Gold label?",
+    LIST_QUESTION,
     "How many members does Clúster Digital de Catalunya have?",
     "What is the capital of Peru?",
     NEW_QUESTION,

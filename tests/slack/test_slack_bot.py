@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
+from tests.conftest import LIST_QUESTION, PRONOUN_FACT, PRONOUN_FOLLOW_UP, SUBJECT_QUESTION
 from tests.slack.conftest import (
     AUTH_TEST,
     BOT_ID,
@@ -28,8 +29,6 @@ from tests.slack.conftest import (
     block_texts,
 )
 
-GOLD = "Which partners hold a Gold label?"
-
 
 def _buttons(blocks: list[dict[str, Any]]) -> dict[str, str]:
     """The message's buttons: action_id -> value."""
@@ -41,8 +40,8 @@ def _blocks(call: SlackCall) -> list[dict[str, Any]]:
     return json.loads(blocks) if isinstance(blocks, str) else list(blocks)
 
 
-def _assert_gold_answer(slack: SlackService, call: SlackCall) -> str:
-    """Checks an answer message to GOLD; returns its answer id."""
+def _assert_list_answer(slack: SlackService, call: SlackCall) -> str:
+    """Checks an answer message to LIST_QUESTION; returns its answer id."""
     blocks = _blocks(call)
     texts = block_texts(blocks)
     answer = "\n".join(texts)
@@ -75,7 +74,7 @@ def test_mention_is_answered_in_its_thread_with_sources(slack: SlackService) -> 
         {
             "type": "app_mention",
             "user": "U0ALICE",
-            "text": f"<@{BOT_USER}> {GOLD}",
+            "text": f"<@{BOT_USER}> {LIST_QUESTION}",
             "ts": ts,
             "channel": "C0CHAN",
         },
@@ -87,10 +86,10 @@ def test_mention_is_answered_in_its_thread_with_sources(slack: SlackService) -> 
     assert call.headers["Authorization"] == f"Bearer {BOT_TOKEN}"
     assert call.body["channel"] == "C0CHAN"
     assert call.body["thread_ts"] == ts
-    answer_id = _assert_gold_answer(slack, call)
+    answer_id = _assert_list_answer(slack, call)
     # The mention was stripped and the exchange stored under the thread's key.
     exchange = slack.store.exchange(answer_id)
-    assert exchange.question == GOLD
+    assert exchange.question == LIST_QUESTION
     assert "Plastipolis" in exchange.answer.content
     thread = slack.store.get_or_create(f"slack:{TEAM}:C0CHAN:{ts}")
     assert thread == exchange.conversation_id
@@ -101,7 +100,7 @@ def test_reply_in_a_thread_is_answered_in_that_thread(slack: SlackService) -> No
         {
             "type": "app_mention",
             "user": "U0ALICE",
-            "text": f"<@{BOT_USER}> {GOLD}",
+            "text": f"<@{BOT_USER}> {LIST_QUESTION}",
             "ts": "1700000000.000300",
             "thread_ts": "1700000000.000200",
             "channel": "C0CHAN",
@@ -119,7 +118,7 @@ def test_direct_message_follow_up_is_answered_in_context(slack: SlackService) ->
             "type": "message",
             "channel_type": "im",
             "user": "U0ALICE",
-            "text": "What is Clúster Digital de Catalunya?",
+            "text": SUBJECT_QUESTION,
             "ts": first_ts,
             "channel": "D0ALICE",
         },
@@ -128,14 +127,14 @@ def test_direct_message_follow_up_is_answered_in_context(slack: SlackService) ->
     (first,) = slack.fake.wait_for(1)
     assert first.body["channel"] == "D0ALICE"
     assert first.body["thread_ts"] == first_ts
-    assert "Cluster Digital" in first.dump() or "Clúster Digital" in first.dump()
+    assert "Eurecat" in first.dump()
 
     slack.event(
         {
             "type": "message",
             "channel_type": "im",
             "user": "U0ALICE",
-            "text": "How many members does it have?",
+            "text": PRONOUN_FOLLOW_UP,
             "ts": "1700000100.000500",
             "thread_ts": first_ts,
             "channel": "D0ALICE",
@@ -145,13 +144,13 @@ def test_direct_message_follow_up_is_answered_in_context(slack: SlackService) ->
     calls = slack.fake.expect(2)
     second = calls[1]
     assert second.body["thread_ts"] == first_ts
-    assert "40" in "\n".join(block_texts(_blocks(second)))
+    assert PRONOUN_FACT in "\n".join(block_texts(_blocks(second)))
     # Both exchanges are one conversation: the thread's.
     conversation = slack.store.get_or_create(f"slack:{TEAM}:D0ALICE:{first_ts}")
     turns = slack.store.history(conversation)
     assert [t.content for t in turns if t.role == "user"] == [
-        "What is Clúster Digital de Catalunya?",
-        "How many members does it have?",
+        SUBJECT_QUESTION,
+        PRONOUN_FOLLOW_UP,
     ]
 
 
@@ -205,7 +204,7 @@ def test_a_retried_event_is_answered_once_even_after_a_restart(start_slack: Any)
     event = {
         "type": "app_mention",
         "user": "U0ALICE",
-        "text": f"<@{BOT_USER}> {GOLD}",
+        "text": f"<@{BOT_USER}> {LIST_QUESTION}",
         "ts": "1700000400.000100",
         "channel": "C0CHAN",
     }
@@ -252,7 +251,7 @@ def test_a_retried_event_is_answered_once_even_after_a_restart(start_slack: Any)
             {
                 "type": "message",
                 "subtype": "message_changed",
-                "message": {"type": "message", "user": "U0ALICE", "text": GOLD},
+                "message": {"type": "message", "user": "U0ALICE", "text": LIST_QUESTION},
                 "previous_message": {"type": "message", "user": "U0ALICE", "text": "Gold?"},
             },
             id="edit",
@@ -262,12 +261,12 @@ def test_a_retried_event_is_answered_once_even_after_a_restart(start_slack: Any)
                 "type": "app_mention",
                 "user": "U0OTHERBOT",
                 "bot_id": "B0OTHER",
-                "text": f"<@{BOT_USER}> {GOLD}",
+                "text": f"<@{BOT_USER}> {LIST_QUESTION}",
             },
             id="other-bot-mention",
         ),
         pytest.param(
-            {"type": "message", "channel_type": "channel", "user": "U0ALICE", "text": GOLD},
+            {"type": "message", "channel_type": "channel", "user": "U0ALICE", "text": LIST_QUESTION},
             id="channel-message-without-mention",
         ),
     ],
@@ -292,7 +291,7 @@ def test_requests_without_a_valid_signature_are_refused(slack: SlackService, how
         "event": {
             "type": "app_mention",
             "user": "U0MALLORY",
-            "text": f"<@{BOT_USER}> {GOLD}",
+            "text": f"<@{BOT_USER}> {LIST_QUESTION}",
             "ts": "1700000500.000100",
             "channel": "C0CHAN",
         },
@@ -357,7 +356,7 @@ def _signature_headers(body: str) -> dict[str, str]:
 def test_slash_command_answers_privately_and_posts_to_the_channel_on_request(
     slack: SlackService,
 ) -> None:
-    response = slack.command(GOLD, slack.fake.response_url("command"))
+    response = slack.command(LIST_QUESTION, slack.fake.response_url("command"))
     assert response.status_code == 200
     assert response.json()["response_type"] == "ephemeral"
     assert "Looking in the documents" in response.json()["text"]
@@ -366,7 +365,7 @@ def test_slash_command_answers_privately_and_posts_to_the_channel_on_request(
     assert private.path == "/response/command"
     assert private.body["response_type"] == "ephemeral"
     blocks = _blocks(private)
-    assert block_texts(blocks)[0] == f"You asked: _{GOLD}_"
+    assert block_texts(blocks)[0] == f"You asked: _{LIST_QUESTION}_"
     buttons = _buttons(blocks)
     assert set(buttons) == {"post_answer", "feedback_up", "feedback_down"}
     answer_id = buttons["post_answer"]
@@ -380,7 +379,7 @@ def test_slash_command_answers_privately_and_posts_to_the_channel_on_request(
     assert public.body["response_type"] == "in_channel"
     assert public.body["replace_original"] is False
     public_blocks = _blocks(public)
-    assert block_texts(public_blocks)[0] == f"<@U0ASKER> asked: _{GOLD}_"
+    assert block_texts(public_blocks)[0] == f"<@U0ASKER> asked: _{LIST_QUESTION}_"
     assert set(_buttons(public_blocks)) == {"feedback_up", "feedback_down"}
     assert "Plastipolis" in public.body["text"]
     assert any(t.startswith("*Sources*") for t in block_texts(public_blocks))
@@ -402,7 +401,7 @@ def test_feedback_buttons_store_feedback_and_thank_the_user(slack: SlackService)
         {
             "type": "app_mention",
             "user": "U0ALICE",
-            "text": f"<@{BOT_USER}> {GOLD}",
+            "text": f"<@{BOT_USER}> {LIST_QUESTION}",
             "ts": "1700000600.000100",
             "channel": "C0CHAN",
         },
@@ -428,7 +427,7 @@ def test_feedback_buttons_store_feedback_and_thank_the_user(slack: SlackService)
         ("up", "slack", "U0ALICE"),
     ]
     assert stored[0].answer_id == answer_id
-    assert stored[0].question == GOLD
+    assert stored[0].question == LIST_QUESTION
     assert "Plastipolis" in stored[0].answer
 
 
@@ -445,7 +444,7 @@ def test_the_bot_learns_its_identity_once(slack: SlackService) -> None:
             {
                 "type": "app_mention",
                 "user": "U0ALICE",
-                "text": f"<@{BOT_USER}> {GOLD}",
+                "text": f"<@{BOT_USER}> {LIST_QUESTION}",
                 "ts": f"170000070{n}.000100",
                 "channel": "C0CHAN",
             },
@@ -472,14 +471,14 @@ def test_slack_is_acknowledged_at_once_and_answered_afterwards(
             {
                 "type": "app_mention",
                 "user": "U0ALICE",
-                "text": f"<@{BOT_USER}> {GOLD}",
+                "text": f"<@{BOT_USER}> {LIST_QUESTION}",
                 "ts": "1700000800.000100",
                 "channel": "C0CHAN",
             },
             "Ev0SLOW",
         )
         assert response.status_code == 200
-        command = slack.command(GOLD, slack.fake.response_url("slow"))
+        command = slack.command(LIST_QUESTION, slack.fake.response_url("slow"))
         assert command.status_code == 200
         assert time.monotonic() - started < 2.5
         assert slack.fake.answer_calls() == []
@@ -520,7 +519,7 @@ def test_an_unexpected_failure_is_apologised_for(
         raise RuntimeError("boom")
 
     monkeypatch.setattr(assistant, "ask", broken_ask)
-    slack.command(GOLD, slack.fake.response_url("broken"))
+    slack.command(LIST_QUESTION, slack.fake.response_url("broken"))
     (call,) = slack.fake.expect(1)
     assert call.path == "/response/broken"
     assert "Something went wrong (reference " in call.body["text"]

@@ -183,8 +183,8 @@ def test_question_from_slack_drops_what_no_one_sees() -> None:
     # Nothing readable after the mention: no question, as with the mention alone.
     assert question_from_slack("<@U0BOT> \u200b\x00\ufeff", "U0BOT") == ""
     assert question_from_slack("\u200d<@U0BOT> \u200d <@U0BOT>\u2060", "U0BOT") == ""
-    assert question_from_slack("<@U0BOT> Which\x00 partners\u200b hold a Gold label?", "U0BOT") == (
-        "Which partners hold a Gold label?"
+    assert question_from_slack("<@U0BOT> Which\x00 clusters\u200b hold a Silver label?", "U0BOT") == (
+        "Which clusters hold a Silver label?"
     )
     # The joiner inside an emoji sequence is part of what people see.
     assert question_from_slack("<@U0BOT> Who is the \U0001f469\u200d\U0001f4bb here?", "U0BOT") == (

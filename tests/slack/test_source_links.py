@@ -23,6 +23,7 @@ from assistant.embedding import Embedder
 from assistant.pipeline import Assistant
 from assistant.service.app import create_app
 from assistant.service.links import LINK_DAYS, LinkSigner
+from tests.conftest import LIST_QUESTION
 from tests.service.conftest import API_KEY, LiveServer, live_server, service_settings
 from tests.slack.conftest import (
     BOT_USER,
@@ -31,7 +32,6 @@ from tests.slack.conftest import (
     parse_source_page,
 )
 
-GOLD = "Which partners hold a Gold label?"
 LINK_SECRET = "a-link-secret-0123456789abcdef"
 DOC = "4-motors-industry-4-0-concept-note.txt"
 
@@ -71,8 +71,8 @@ def _service(assistant: Assistant, tmp_path: Path, **overrides: Any) -> Iterator
 
 
 def _passage(assistant: Assistant) -> tuple[int, int, str]:
-    """A passage of DOC that answers GOLD: its start, end and text."""
-    answer = assistant.ask(GOLD)
+    """A passage of DOC that answers LIST_QUESTION: its start, end and text."""
+    answer = assistant.ask(LIST_QUESTION)
     citation = next(c for c in answer.citations if c.doc == DOC)
     return citation.start, citation.end, citation.quote
 
@@ -218,7 +218,7 @@ def test_slack_answer_links_open_the_source_page_with_api_keys_set(start_slack: 
             {
                 "type": "app_mention",
                 "user": "U0ALICE",
-                "text": f"<@{BOT_USER}> {GOLD}",
+                "text": f"<@{BOT_USER}> {LIST_QUESTION}",
                 "ts": "1700000900.000100",
                 "channel": "C0CHAN",
             },
