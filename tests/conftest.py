@@ -43,6 +43,19 @@ PRONOUN_FOLLOW_UP = "How many patents does it hold?"
 PRONOUN_FACT = "73 patents"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marks `slow` every test that needs the real embedding model (the `real_embedder`
+    fixture, which `built_index` and `assistant` use): `pytest -m "not slow"` builds no real
+    index.
+
+    Tests that load a model another way (a CLI process, torch, e5, Ray) or take more than a
+    few seconds for another reason carry the mark themselves.
+    """
+    for item in items:
+        if "real_embedder" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def vector_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """On the Milvus store, a Milvus Lite server shared by this process and the CLI's."""

@@ -68,6 +68,7 @@ def test_ann_measurement_reports_recall_against_exact_search() -> None:
     assert "efSearch" in hnsw["params"]
 
 
+@pytest.mark.slow
 def test_keyword_measurement_runs() -> None:
     row = measure_keyword(300, queries=10, runs=1, words=30)
     assert row["n"] == 300 and row["vocabulary"] > 1000

@@ -84,6 +84,7 @@ def test_a_baseline_made_for_another_setup_is_named_not_compared() -> None:
     assert setup_changes(other, {"summary": {}}) == []  # an old baseline records no setup
 
 
+@pytest.mark.slow
 def test_the_gate_refuses_a_baseline_of_another_corpus_and_eval_writes_no_report_unless_asked(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()

@@ -16,6 +16,9 @@ from assistant.embedding import (
 )
 from assistant.errors import ConfigError
 
+# Every test here loads a real model (torch, ONNX Runtime or e5), several of them together.
+pytestmark = pytest.mark.slow
+
 TEXTS = [
     "Which clusters hold a Gold label?",
     "From 2013, Plastipolis has awarded the Gold label, the highest European award in cluster "

@@ -32,7 +32,9 @@ HOSTILE = {
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("name", sorted(HOSTILE))
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n == "bomb.pdf" else n for n in sorted(HOSTILE)]
+)
 def test_each_hostile_pdf_is_skipped_within_the_limits(tmp_path: Path, name: str) -> None:
     make, reason = HOSTILE[name]
     path = pdf_factory.write(tmp_path / name, make())
@@ -98,6 +100,7 @@ def test_oversized_and_deeply_nested_text_files(tmp_path: Path) -> None:
     assert time.monotonic() - started < 20
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_indexing_survives_a_folder_of_hostile_files(fake_settings: Settings) -> None:
     corpus = fake_settings.corpus_dir

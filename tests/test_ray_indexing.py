@@ -74,6 +74,7 @@ def test_index_with_ray_gives_the_single_process_chunks_vectors_and_manifest(bui
     same_index(single, distributed)
 
 
+@pytest.mark.slow
 def test_ray_indexing_is_incremental_skips_bad_files_and_matches_the_local_path(
     fake_settings: Settings, tmp_path: Path
 ) -> None:
