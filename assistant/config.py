@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     # reader (assistant/answering/models/reader); llm: written by an OpenAI-compatible model.
     answerer: Literal["extractive", "reader", "llm"] = "extractive"
     reader_dir: Path | None = None  # a trained reader's folder; None: the one shipped in the package
+    # Questions the demo page suggests and the Slack help quotes, separated by "|". None by
+    # default: good examples name things in your own documents.
+    example_questions: str = ""
     # The extractive answerer's fitted weights (eval/calibrate.py --write); None: the shipped ones.
     extractive_calibration: Path | None = None
     llm_base_url: str | None = None
@@ -135,6 +138,11 @@ class Settings(BaseSettings):
             if secret is not None and secret.get_secret_value() in {"", "changeme", "xoxb-your-token"}:
                 raise ValueError("a Slack secret is set to a placeholder: set the real value or unset it")
         return self
+
+    @property
+    def examples(self) -> list[str]:
+        """The example questions, in order."""
+        return [q.strip() for q in self.example_questions.split("|") if q.strip()]
 
     @property
     def slack_enabled(self) -> bool:

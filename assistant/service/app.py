@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import importlib
 import importlib.util
 import logging
@@ -114,7 +115,7 @@ def create_app(assistant: Assistant, settings: Settings, *, update_index: bool =
         app.include_router(router)
     if settings.slack_enabled:
         app.include_router(_slack_router(context))
-    _mount_static(app, STATIC_DIR)
+    _mount_static(app, STATIC_DIR, settings.examples)
     return app
 
 
@@ -164,19 +165,28 @@ def _slack_router(context: ServiceContext) -> APIRouter:
     return router
 
 
-def _mount_static(app: FastAPI, folder: Path) -> None:
-    """Serves the widget's files: the demo page at /, widget.js at /widget.js, all at /static."""
+def _mount_static(app: FastAPI, folder: Path, examples: list[str]) -> None:
+    """Serves the widget's files: the demo page at /, widget.js at /widget.js, all at /static.
 
-    def serve(name: str) -> FileResponse:
+    The demo page's widget suggests the configured example questions (`ASSISTANT_EXAMPLE_QUESTIONS`).
+    """
+
+    def installed(name: str) -> Path:
         path = folder / name
         if not path.is_file():
             raise HTTPException(404, f"{name} is not part of this installation")
+        return path
+
+    def serve(name: str) -> FileResponse:
         # Revalidate every time: sites embedding the widget pick up a new version at once.
-        return FileResponse(path, headers={"Cache-Control": "no-cache"})
+        return FileResponse(installed(name), headers={"Cache-Control": "no-cache"})
 
     @app.get("/", include_in_schema=False)
-    def demo_page() -> FileResponse:
-        return serve("index.html")
+    def demo_page() -> HTMLResponse:
+        suggestions = html.escape("|".join(examples), quote=True)
+        page = installed("index.html").read_text(encoding="utf-8")
+        page = page.replace('data-suggestions=""', f'data-suggestions="{suggestions}"')
+        return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
 
     @app.get("/widget.js", include_in_schema=False)
     def widget() -> FileResponse:

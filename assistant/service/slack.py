@@ -78,10 +78,13 @@ ANSWER_WORKERS = 4
 # message_deleted, channel_join ...) is not a question.
 USER_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
 
-USAGE = (
-    "Ask me a question about the documents, for example "
-    "`/ask Which partners hold a Gold label?`, or mention me in a channel."
-)
+
+def usage(examples: list[str]) -> str:
+    """How to ask: the hint an empty command gets, with the first configured example question."""
+    example = escape(examples[0]) if examples else "your question"
+    return f"Ask me a question about the documents, for example `/ask {example}`, or mention me in a channel."
+
+
 EMPTY_MENTION = "Ask me a question about the documents after mentioning me."
 GONE = "This answer is no longer stored, so it cannot be posted or rated: ask again."
 _ANY_COMMAND = re.compile(r"^/\S+$")
@@ -239,7 +242,7 @@ class SlackBot:
         # "Looking in the documents" that no answer would follow.
         question = question_from_slack(command.get("text") or "")
         if not question:
-            ack(response_type="ephemeral", text=USAGE)
+            ack(response_type="ephemeral", text=usage(self.context.settings.examples))
             return
         ack(
             response_type="ephemeral",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from assistant.pipeline import Assistant
-from assistant.service.slack import USAGE
+from assistant.service.slack import usage
 from tests.service.test_long_and_odd_questions import LONG_QUESTION
 from tests.slack.conftest import BOT_USER, POST_MESSAGE, SlackService
 
@@ -39,5 +39,5 @@ def test_a_slash_command_of_zero_width_characters_gets_the_usage_hint(slack: Sla
     # As an empty /ask: how to use the command at once, and no answer (nor error) afterwards.
     response = slack.command("\u200b\u2060\ufeff", slack.fake.response_url("invisible"))
     assert response.status_code == 200
-    assert response.json()["text"] == USAGE
+    assert response.json()["text"] == usage([])
     assert slack.fake.expect(0) == []

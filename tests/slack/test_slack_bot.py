@@ -7,8 +7,10 @@ and what they say.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -392,8 +394,17 @@ def test_slash_command_answers_privately_and_posts_to_the_channel_on_request(
 def test_empty_slash_command_shows_how_to_use_it(slack: SlackService, text: str) -> None:
     response = slack.command(text, slack.fake.response_url("command"))
     assert response.status_code == 200
-    assert "/ask Which partners hold a Gold label?" in response.json()["text"]
+    assert "`/ask your question`" in response.json()["text"]
     assert slack.fake.expect(0) == []
+
+
+def test_the_usage_hint_quotes_the_first_configured_example_question(
+    start_slack: Callable[..., contextlib.AbstractContextManager[SlackService]],
+) -> None:
+    with start_slack(example_questions="Who chairs the board?|When was it founded?") as slack:
+        response = slack.command(" ", slack.fake.response_url("command"))
+    assert response.status_code == 200
+    assert "`/ask Who chairs the board?`" in response.json()["text"]
 
 
 def test_feedback_buttons_store_feedback_and_thank_the_user(slack: SlackService) -> None:
