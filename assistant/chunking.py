@@ -13,6 +13,8 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+import tiktoken
+
 from assistant import tokens
 from assistant.records import Chunk, Document, Page, Section, Sentence
 
@@ -244,8 +246,7 @@ class Chunker:
         groups: list[list[Sentence]] = []
         current: list[Sentence] = []
         size = 0
-        for sentence in self._bounded(text, sentences):
-            n = tokens.count_tokens(text[sentence.start : sentence.end])
+        for sentence, n in self._bounded(text, sentences):
             paragraph_break = bool(current) and "\n\n" in text[current[-1].end : sentence.start]
             # Close the chunk when the sentence would overflow it, or at a paragraph break
             # once the chunk is already well filled.
@@ -258,21 +259,21 @@ class Chunker:
             groups.append(current)
         return groups
 
-    def _bounded(self, text: str, sentences: list[Sentence]) -> Iterator[Sentence]:
-        # A sentence longer than max_tokens (a table row, a run-on list) is cut by tokens.
+    def _bounded(self, text: str, sentences: list[Sentence]) -> Iterator[tuple[Sentence, int]]:
+        # Each sentence with its size in tokens; one longer than max_tokens (a table row, a
+        # run-on list, a file without punctuation) is cut every target_tokens tokens.
         encoding = tokens.encoding()
         for sentence in sentences:
             piece = text[sentence.start : sentence.end]
             ids = encoding.encode_ordinary(piece)
             if len(ids) <= self.max_tokens:
-                yield sentence
+                yield sentence, len(ids)
                 continue
-            _, offsets = encoding.decode_with_offsets(ids)
-            cuts = [offsets[i] for i in range(0, len(ids), self.target_tokens)] + [len(piece)]
+            cuts = [*_token_starts(encoding, ids, self.target_tokens), len(piece)]
             for a, b in zip(cuts, cuts[1:], strict=False):
                 trimmed = _trim(text, Sentence(sentence.start + a, sentence.start + b))
                 if trimmed:
-                    yield trimmed
+                    yield trimmed, tokens.count_tokens(text[trimmed.start : trimmed.end])
 
     def _make(
         self,
@@ -342,6 +343,26 @@ class Chunker:
             tokens=chunk.tokens,
             page=chunk.page,
         )
+
+
+_CONTINUATION_BYTES = bytes(range(0x80, 0xC0))  # UTF-8 bytes that carry on a character
+
+
+def _token_starts(encoding: tiktoken.Encoding, ids: Sequence[int], every: int) -> list[int]:
+    """Returns where tokens 0, every, 2 * every... start in the text, in characters.
+
+    The offsets `encoding.decode_with_offsets(ids)` gives for those tokens, computed from the
+    bytes of each run of `every` tokens instead of a bytes object and an offset per token: a
+    10 MB line without punctuation is millions of tokens.
+    """
+    starts = []
+    characters = 0
+    for i in range(0, len(ids), every):
+        data = encoding.decode_bytes(ids[i : i + every])
+        # A token that begins inside a character starts at that character (as decode_with_offsets).
+        starts.append(max(0, characters - (0x80 <= data[0] < 0xC0)))
+        characters += len(data.translate(None, _CONTINUATION_BYTES))
+    return starts
 
 
 def _halve(text: str, sentence: Sentence) -> tuple[Sentence, Sentence] | None:

@@ -2,13 +2,21 @@ from __future__ import annotations
 
 import hashlib
 import random
+import tracemalloc
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import pytest
 
 from assistant import tokens
-from assistant.chunking import Chunker, _page_finder, _sections_at, embedding_text, split_sentences
+from assistant.chunking import (
+    Chunker,
+    _page_finder,
+    _sections_at,
+    _token_starts,
+    embedding_text,
+    split_sentences,
+)
 from assistant.documents import SourceFile, load_document, scan_corpus
 from assistant.embedding import Embedder, SentenceTransformerEmbedder
 from assistant.records import Document, Page, Section, Sentence
@@ -274,3 +282,33 @@ def test_page_finder_agrees_with_page_at_for_ordered_and_other_pages() -> None:
         document = Document("x", "X", "x" * 100, (), "0", "en", tuple(pages))
         find = _page_finder(document.pages)
         assert [find(o) for o in range(-1, 100)] == [document.page_at(o) for o in range(-1, 100)]
+
+
+def test_token_starts_are_the_offsets_tiktoken_decodes() -> None:
+    # Multi-byte characters whose bytes are split across tokens (emoji, CJK, accents).
+    encoding = tokens.encoding()
+    text = "Smörgåsbord 🙂🙂 東京都 naïve café — x" * 50 + "🧑‍🤝‍🧑" * 30 + " plain words" * 40
+    ids = encoding.encode_ordinary(text)
+    _, offsets = encoding.decode_with_offsets(ids)
+    for every in (1, 3, 7, 200):
+        assert _token_starts(encoding, ids, every) == offsets[::every], every
+
+
+def test_an_endless_line_is_cut_without_an_object_per_token() -> None:
+    # A file of words without punctuation is one sentence of millions of tokens: cutting it
+    # used to hold a bytes object and an offset per token (93 times the text for 1.3 MB).
+    rng = random.Random(2)
+    vocabulary = [
+        "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9))) for _ in range(5000)
+    ]
+    text = " ".join(rng.choice(vocabulary) for _ in range(200_000))
+    document = Document("x.txt", "X", text, (), "0", "en")
+    tokens.encoding()  # loaded before measuring
+    tracemalloc.start()
+    try:
+        chunks = Chunker(200, 240).chunk(document)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(chunks) > 3000 and all(c.tokens <= 240 for c in chunks)
+    assert peak <= 25 * len(text), peak / len(text)
