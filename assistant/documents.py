@@ -204,7 +204,8 @@ def find_title(text: str, stem: str, *, markdown: bool = False) -> str:
             return line
         if len(line) < 3 or BOILERPLATE.match(line) or _is_url(line):
             continue
-        words = line.split()
+        # Split no further than the limit: the first line of a file may be millions of words.
+        words = line.split(None, _TITLE_MAX_WORDS + 1)
         if len(words) <= _TITLE_MAX_WORDS and not line.endswith((".", ",", ";", ":")):
             return line
         break  # the first meaningful line is a sentence: there is no title line
@@ -215,7 +216,7 @@ def _title_from_name(stem: str, text: str) -> str:
     # "luxembourg-materials-manufacturing-cluster-agm" -> "Luxembourg Materials Manufacturing
     # Cluster AGM": each word takes the casing the document itself uses most.
     words = [w for w in re.split(r"[-_\s]+", stem) if w]
-    spellings = set(re.findall(r"\w+", text))
+    spellings = {m.group() for m in re.finditer(r"\w+", text)}  # no list of every word of a long file
     out = []
     for i, word in enumerate(words):
         # Prefer the most capitalised spelling the text uses: "agm" -> "AGM".
@@ -269,7 +270,9 @@ def _clean_markup(line: str) -> str:
     line = re.sub(r"^\s*#{1,6}\s+", "", line)
     line = re.sub(r"\s+#+\s*$", "", line)
     line = line.replace("**", "").replace("__", "")
-    return re.sub(r"[ \t]+", " ", line).strip()
+    # Runs of blanks become one space; single spaces are left alone, so that a line of a
+    # million words is not rebuilt from a million pieces.
+    return re.sub(r"[ \t]{2,}|\t", " ", line).strip()
 
 
 # ------------------------------------------------------------------------------- sections
@@ -446,8 +449,10 @@ def _numbered_heading(line: str) -> tuple[int, str, str] | None:
     compound = letter_only or number.rstrip(".").count(".") >= 1  # "B." or "3.2."
     if not (first.isalpha() or first in "\"'«“<" or (compound and first.isdigit())):
         return None
+    if len(title) > 100:  # before splitting it into words: a line may be millions of them
+        return None
     words = title.split()
-    if len(words) > _HEADING_MAX_WORDS or len(title) > 100 or title.endswith((",", ";")):
+    if len(words) > _HEADING_MAX_WORDS or title.endswith((",", ";")):
         return None
     if title.endswith(".") and len(words) > 10:
         return None
@@ -459,8 +464,9 @@ def _numbered_heading(line: str) -> tuple[int, str, str] | None:
 
 def _is_plain_heading(lines: list[tuple[int, str]], i: int) -> bool:
     line = _clean_markup(lines[i][1])
-    words = line.split()
-    if not 1 <= len(words) <= _PLAIN_HEADING_MAX_WORDS or len(line) > 70 or len(line) < 3:
+    if len(line) > 70 or len(line) < 3:  # before splitting it into words, as above
+        return False
+    if not 1 <= len(line.split()) <= _PLAIN_HEADING_MAX_WORDS:
         return False
     if not line[:1].isupper() or line.endswith((".", ",", ";", ":", "!", "?", ")")):
         return False
@@ -473,7 +479,7 @@ def _is_plain_heading(lines: list[tuple[int, str]], i: int) -> bool:
     for _, following in lines[i + 1 : i + 4]:
         nxt = following.strip()
         if nxt:
-            n_words = len(nxt.split())
+            n_words = len(nxt.split(None, 12))  # 13 stands for "more than 12"
             sentence = n_words >= 6 and nxt.endswith((".", "!", "?", ":"))
             return (n_words >= 12 or sentence) and not _LIST_ITEM.match(following)
     return False

@@ -3,12 +3,14 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
 from assistant.documents import (
     SourceFile,
+    _clean_markup,
     _fold,
     detect_language,
     find_sections,
@@ -216,3 +218,39 @@ def test_many_headings_do_not_each_rescan_the_text() -> None:
     used = names_used(names, text)
     assert used == {"Rotation"}
     assert CountingText.read <= 100, CountingText.read  # it was 700,000 characters
+
+
+def test_a_file_of_one_endless_line_is_read_without_a_copy_per_word(tmp_path: Path) -> None:
+    # The title, heading and spacing checks split or rebuilt the whole line word by word (21
+    # times the file's size for a 1.3 MB line); they need only its first words, or its length.
+    rng = random.Random(2)
+    vocabulary = [
+        "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9))) for _ in range(5000)
+    ]
+    path = tmp_path / "endless-line.txt"
+    path.write_text(" ".join(rng.choice(vocabulary) for _ in range(200_000)), encoding="utf-8")
+    source = _source(path)
+    tracemalloc.start()
+    try:
+        document = load_document(source)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert document.title == "Endless Line" and document.sections == ()
+    assert peak <= 5 * source.size, peak / source.size
+
+
+def test_markup_cleaning_turns_every_run_of_blanks_into_one_space() -> None:
+    rng = random.Random(8)
+    for _ in range(3000):
+        line = "".join(
+            rng.choice([" ", "\t", "a", "B", "**", "#", "<u>", "</u>", "."]) for _ in range(rng.randint(0, 14))
+        )
+        expected = re.sub(
+            r"[ \t]+",
+            " ",
+            re.sub(r"\s+#+\s*$", "", re.sub(r"^\s*#{1,6}\s+", "", re.sub(r"</?[a-zA-Z][^>]*>", "", line)))
+            .replace("**", "")
+            .replace("__", ""),
+        ).strip()
+        assert _clean_markup(line) == expected, repr(line)
