@@ -33,6 +33,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from assistant.errors import ConfigError
+from assistant.onnx_runtime import open_session
 
 logger = logging.getLogger(__name__)
 
@@ -754,14 +755,8 @@ class OnnxEmbedder:
         if self._session is None:
             with self._lock:
                 if self._session is None:
-                    import onnxruntime
-
                     path = self.onnx_path or onnx_model_path(self.model_dir, self.cache_dir, quantized=self.quantized)
-                    options = onnxruntime.SessionOptions()
-                    if self.threads:
-                        options.intra_op_num_threads = self.threads
-                    options.log_severity_level = 3
-                    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+                    session = open_session(path, self.threads)
                     self._inputs = {i.name for i in session.get_inputs()}
                     self._session = session
         return self._session

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from assistant.errors import ConfigError
+from assistant.onnx_runtime import open_session
 
 logger = logging.getLogger(__name__)
 
@@ -202,13 +203,7 @@ class Reader:
 
     @cached_property
     def _session(self) -> Any:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        if self.threads:
-            options.intra_op_num_threads = self.threads
-        options.log_severity_level = 3
-        return ort.InferenceSession(str(self.model_path), options, providers=["CPUExecutionProvider"])
+        return open_session(self.model_path, self.threads)
 
     @cached_property
     def _tokenizer(self) -> Any:
