@@ -1,13 +1,15 @@
 """`assistant serve` with one process against several worker processes, in the same run.
 
     python eval/bench/serving_workers.py                      # 3 runs, 1 vs 2 workers, 1 and 8 clients
-    python eval/bench/serving_workers.py --runs 5 --seconds 20 --workers 1,2 --clients 1,8
+    python eval/bench/serving_workers.py --runs 5 --seconds 15 --baseline f9ee643
 
 Builds the index of the seed corpus once, then in every run starts the real server (a
 subprocess, `assistant serve --workers W`) for each worker count in turn, the order reversed
 every other run, warms it up and drives POST /api/chat with 1 and with 8 concurrent clients for
 --seconds each. Each client is a thread with its own keep-alive HTTP connection, asking the
-gold set's first-turn questions (eval/gold.jsonl) in turn.
+gold set's first-turn questions (eval/gold.jsonl) in turn. With --baseline REV the code of that
+commit (`git archive`, run from a temporary folder with this virtual environment, its own
+index) is measured too, as one process, and becomes the baseline of the ratios.
 
 The load generator runs on the same cores as the server: its own CPU time per request is
 printed beside the figures, and so is the CPU that other programs took meanwhile (the machine
@@ -57,10 +59,13 @@ def gold_questions(path: Path) -> list[str]:
     return [item["question"] for item in items if not item.get("history")]
 
 
-def server_env(data_dir: Path) -> dict[str, str]:
-    """The server's environment: this one without settings that would change what is measured."""
+def server_env(data_dir: Path, code: Path | None = None) -> dict[str, str]:
+    """The server's environment: this one without settings that would change what is measured
+    (with `code`, that folder's package comes first on the path)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_") and k != "OMP_NUM_THREADS"}
     env["ASSISTANT_DATA_DIR"] = str(data_dir)
+    if code is not None:
+        env["PYTHONPATH"] = str(code)
     return env
 
 
@@ -158,17 +163,31 @@ class Server:
             self.process.wait(10)
 
 
-def start_server(work: Path, index_dir: Path, corpus_dir: Path, workers: int, name: str) -> Server:
-    """Starts `assistant serve --workers W` and waits until it answers /readyz."""
+@dataclass(frozen=True)
+class Setup:
+    """What to serve: a worker count, and the code (None: this checkout) with its own index."""
+
+    label: str
+    workers: int
+    code: Path | None = None
+    index_dir: Path = Path()
+
+
+def start_server(work: Path, setup: Setup, corpus_dir: Path, name: str) -> Server:
+    """Starts `assistant serve` as `setup` says and waits until it answers /readyz."""
     port = free_port()
     data_dir = work / f"data-{name}"
     data_dir.mkdir(parents=True, exist_ok=True)
     log = work / f"server-{name}.log"
     command = [sys.executable, "-m", "assistant.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--index", str(index_dir), "--corpus", str(corpus_dir), "--workers", str(workers)]
+    command += ["--index", str(setup.index_dir), "--corpus", str(corpus_dir)]
+    if setup.code is None:
+        command += ["--workers", str(setup.workers)]
+    env = server_env(data_dir, setup.code)
+    cwd = setup.code or ROOT
     with log.open("wb") as out:
-        process = subprocess.Popen(command, env=server_env(data_dir), stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
-    server = Server(process, port, workers, log)
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
+    server = Server(process, port, setup.workers, log)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -189,6 +208,7 @@ class Measurement:
 
     workers: int
     clients: int
+    label: str = ""
     requests: int = 0
     failed: int = 0
     seconds: float = 0.0
@@ -253,13 +273,22 @@ def drive(server: Server, questions: list[str], clients: int, seconds: float) ->
     return result
 
 
-def build_index(work: Path) -> tuple[Path, Path]:
-    """Copies the seed corpus and indexes it once (`assistant index`); returns (index, corpus)."""
-    corpus, index = work / "corpus", work / "index"
-    shutil.copytree(ROOT / "corpus", corpus)
+def build_index(work: Path, corpus: Path, name: str, code: Path | None = None) -> Path:
+    """Indexes the corpus with the code given (None: this checkout); returns the index folder."""
+    index = work / f"index-{name}"
     command = [sys.executable, "-m", "assistant.cli", "index", "--corpus", str(corpus), "--index", str(index)]
-    subprocess.run(command, env=server_env(work / "data-index"), check=True, capture_output=True, cwd=ROOT)
-    return index, corpus
+    env = server_env(work / f"data-index-{name}", code)
+    subprocess.run(command, env=env, check=True, capture_output=True, cwd=code or ROOT)
+    return index
+
+
+def checkout(work: Path, revision: str) -> Path:
+    """Extracts the tree of a commit into a folder (no change to the repository); returns it."""
+    folder = work / f"code-{revision}"
+    folder.mkdir()
+    archive = subprocess.run(["git", "archive", revision], cwd=ROOT, check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder
 
 
 def median(values: list[float]) -> float:
@@ -273,6 +302,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15, help="per load level and server")
     parser.add_argument("--warmup", type=float, default=3, help="seconds of 8 clients before measuring")
     parser.add_argument("--workers", default="1,2", help="worker counts to compare; the first is the baseline")
+    parser.add_argument("--baseline", help="also measure this commit's code, as one process, as the baseline")
     parser.add_argument("--clients", default="1,8")
     parser.add_argument("--gold", type=Path, default=ROOT / "eval" / "gold.jsonl")
     parser.add_argument("--json", type=Path, help="write every measurement here")
@@ -285,28 +315,34 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="assistant-serving-workers-"))
     print(f"cores {os.cpu_count()}, load average at start {os.getloadavg()[0]:.2f}; work folder {work}", flush=True)
     measurements: list[Measurement] = []
-    memory: dict[int, list[list[dict[str, Any]]]] = {w: [] for w in worker_counts}
+    memory: dict[str, list[list[dict[str, Any]]]] = {}
     try:
-        index_dir, corpus_dir = build_index(work)
+        corpus = work / "corpus"
+        shutil.copytree(ROOT / "corpus", corpus)
+        index = build_index(work, corpus, "this")
+        setups = [Setup(f"{w} worker{'s' if w > 1 else ''}", w, None, index) for w in worker_counts]
+        if args.baseline:
+            code = checkout(work, args.baseline)
+            setups.insert(0, Setup(f"{args.baseline}, 1 process", 1, code, build_index(work, corpus, "base", code)))
         for run in range(args.runs):
-            order = worker_counts if run % 2 == 0 else worker_counts[::-1]
-            for workers in order:
-                server = start_server(work, index_dir, corpus_dir, workers, f"{run}-{workers}")
+            for setup in setups if run % 2 == 0 else setups[::-1]:
+                server = start_server(work, setup, corpus, f"{run}-{setups.index(setup)}")
                 try:
                     drive(server, questions, 8, args.warmup)
                     for clients in client_counts:
                         m = drive(server, questions, clients, args.seconds)
+                        m.label = setup.label
                         measurements.append(m)
                         print(
-                            f"run {run + 1}/{args.runs}, {workers} worker(s), {clients} client(s): "
+                            f"run {run + 1}/{args.runs}, {setup.label}, {clients} client(s): "
                             f"{m.throughput:.1f} req/s, p50 {m.percentile(50):.1f} ms, p95 {m.percentile(95):.1f} ms, "
                             f"{m.failed} failed, by worker {sorted(m.by_worker.values(), reverse=True)}, "
                             f"others' CPU {m.others_cpu_s / m.seconds:.2f} cores, load {m.load_average:.2f}",
                             flush=True,
                         )
-                    memory[workers].append(
+                    memory.setdefault(setup.label, []).append(
                         [
-                            {"pid": pid, "role": role(pid, server.process.pid, workers), **memory_mb(pid)}
+                            {"pid": pid, "role": role(pid, server.process.pid, setup.workers), **memory_mb(pid)}
                             for pid in server.pids()
                         ]
                     )
@@ -314,34 +350,37 @@ def main() -> None:
                     server.stop()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    report(measurements, memory, worker_counts, client_counts, args)
+    report(measurements, memory, setups, client_counts, args)
 
 
 def report(
     measurements: list[Measurement],
-    memory: dict[int, list[list[dict[str, Any]]]],
-    worker_counts: list[int],
+    memory: dict[str, list[list[dict[str, Any]]]],
+    setups: list[Setup],
     client_counts: list[int],
     args: argparse.Namespace,
 ) -> None:
-    """Prints the medians, the ratios against the first worker count, and the memory."""
-    base = worker_counts[0]
-    runs = args.runs
+    """Prints the medians, the ratios against the first setup, and the memory."""
+    base = setups[0].label
     print()
-    print(f"POST /api/chat, medians of {runs} runs of {args.seconds:g} s; load generator on the same cores")
+    print(
+        f"POST /api/chat, medians of {args.runs} runs of {args.seconds:g} s; the load generator runs on the "
+        "same cores; others' cores: CPU that other programs took meanwhile"
+    )
     header = (
-        f"{'workers':>7} {'clients':>7} {'req/s':>7} {'x base':>7} {'p50 ms':>7} {'p95 ms':>7} {'p95/p50':>7} "
+        f"{'server':>24} {'clients':>7} {'req/s':>7} {'x base':>7} {'p50 ms':>7} {'p95 ms':>7} {'p95/p50':>7} "
         f"{'server ms/req':>13} {'generator ms/req':>16} {'others cores':>12} {'failed':>6}"
     )
     print(header)
     rows = []
-    for workers in worker_counts:
+    for setup in setups:
         for clients in client_counts:
-            ms = [m for m in measurements if m.workers == workers and m.clients == clients]
-            baseline = [m for m in measurements if m.workers == base and m.clients == clients]
+            ms = [m for m in measurements if m.label == setup.label and m.clients == clients]
+            baseline = [m for m in measurements if m.label == base and m.clients == clients]
             ratios = [m.throughput / b.throughput for m, b in zip(ms, baseline, strict=True) if b.throughput]
             row = {
-                "workers": workers,
+                "server": setup.label,
+                "workers": setup.workers,
                 "clients": clients,
                 "throughput_rps": median([m.throughput for m in ms]),
                 "throughput_ratio": median(ratios),
@@ -355,7 +394,7 @@ def report(
             }
             rows.append(row)
             print(
-                f"{workers:>7} {clients:>7} {row['throughput_rps']:>7.1f} {row['throughput_ratio']:>7.2f} "
+                f"{setup.label:>24} {clients:>7} {row['throughput_rps']:>7.1f} {row['throughput_ratio']:>7.2f} "
                 f"{row['p50_ms']:>7.1f} {row['p95_ms']:>7.1f} {row['p95_over_p50']:>7.2f} "
                 f"{row['server_cpu_ms_per_request']:>13.1f} {row['generator_cpu_ms_per_request']:>16.1f} "
                 f"{row['others_cores']:>12.2f} {row['failed']:>6}"
@@ -363,31 +402,31 @@ def report(
     print()
     print("memory after the 8-client load, MB (medians over runs): RSS / PSS")
     totals = {}
-    for workers in worker_counts:
+    for setup in setups:
+        snapshots = memory.get(setup.label, [])
         per_role: dict[str, list[tuple[float, float]]] = {}
-        pss_totals = []
-        for snapshot in memory[workers]:
-            pss_totals.append(sum(p.get("pss", 0.0) for p in snapshot))
+        for snapshot in snapshots:
             for p in snapshot:
                 per_role.setdefault(p["role"], []).append((p.get("rss", 0.0), p.get("pss", 0.0)))
-        totals[workers] = median(pss_totals)
+        totals[setup.label] = median([sum(p.get("pss", 0.0) for p in snapshot) for snapshot in snapshots])
         parts = ", ".join(
-            f"{name} x{len(values) // max(1, len(memory[workers]))} "
+            f"{name} x{len(values) // max(1, len(snapshots))} "
             f"{median([r for r, _ in values]):.0f} / {median([s for _, s in values]):.0f}"
             for name, values in sorted(per_role.items())
         )
-        print(f"  {workers} worker(s): {parts}; PSS in all {totals[workers]:.0f}")
-    for workers in worker_counts[1:]:
-        if workers > base:
-            extra = (totals[workers] - totals[base]) / (workers - base)
-            print(f"  each worker beyond {base} adds {extra:.0f} MB (PSS in all, supervisor included)")
-    print(f"load average at end {os.getloadavg()[0]:.2f}; the machine was shared with other programs (others cores)")
+        print(f"  {setup.label}: {parts}; PSS in all {totals[setup.label]:.0f}")
+    ours = [s for s in setups if s.code is None]
+    for setup in ours[1:]:
+        if setup.workers > ours[0].workers:
+            extra = (totals[setup.label] - totals[ours[0].label]) / (setup.workers - ours[0].workers)
+            print(f"  each worker beyond {ours[0].workers} adds {extra:.0f} MB (PSS in all, supervisor included)")
+    print(f"load average at end {os.getloadavg()[0]:.2f}")
     if args.json:
         args.json.write_text(
             json.dumps(
                 {
                     "rows": rows,
-                    "memory": {str(k): v for k, v in memory.items()},
+                    "memory": memory,
                     "runs": [m.__dict__ | {"throughput_rps": m.throughput} for m in measurements],
                 },
                 indent=2,
