@@ -23,7 +23,7 @@ from assistant.errors import AssistantError
 
 if TYPE_CHECKING:
     from assistant.config import Settings
-    from assistant.indexer import IndexReport
+    from assistant.indexing.indexer import IndexReport
     from assistant.pipeline import Assistant
     from assistant.records import Answer
 
@@ -448,7 +448,7 @@ def bench(
     ] = "faiss",
 ) -> None:
     """Measure this machine: index times, ask and chat latency, memory, index size, scale, peers."""
-    from assistant import benchmark
+    from assistant.bench import benchmark
 
     unknown = sorted(set(only or []) - set(benchmark.SECTIONS))
     if unknown:
@@ -576,7 +576,7 @@ def feedback_export(
     out_file: Annotated[Path, typer.Option("--out", help="JSON Lines file to write.")],
 ) -> None:
     """Write thumbs-down answers as candidate gold questions (key facts left to fill in)."""
-    from assistant.history import ConversationStore
+    from assistant.conversation.history import ConversationStore
 
     def run() -> int:
         store = ConversationStore(_settings().data_dir)
@@ -629,7 +629,7 @@ def export_embedder(
     """
     import hashlib
 
-    from assistant.embedding import export_embedder as export
+    from assistant.embedding.onnx_backend import export_embedder as export
 
     path = _guard(lambda: export(model, out))
     print(f"{path} sha256 {hashlib.sha256(path.read_bytes()).hexdigest()}")
@@ -639,7 +639,7 @@ def main() -> None:
     """Entry point of the `assistant` console script."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # Indexing reports skipped files itself; the log would say it twice.
-    logging.getLogger("assistant.indexer").setLevel(logging.ERROR)
+    logging.getLogger("assistant.indexing.indexer").setLevel(logging.ERROR)
     try:
         app()
     except KeyboardInterrupt:

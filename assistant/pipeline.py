@@ -28,9 +28,8 @@ from assistant.answering.extractive import (
 from assistant.answering.llm import LLMAnswerer, StreamingAnswerer
 from assistant.answering.reader import CALIBRATION_FILE, SHIPPED_READER, Reader, sha256_of
 from assistant.answering.reader_answerer import ReaderAnswerer
-from assistant.chunking import Chunker
 from assistant.config import Settings
-from assistant.conversation import standalone_question
+from assistant.conversation.rewrite import standalone_question
 from assistant.embedding import CachedEmbedder, Embedder, EmbeddingCache, make_embedder
 from assistant.errors import (
     IndexBuildingError,
@@ -39,11 +38,12 @@ from assistant.errors import (
     IndexNotFoundError,
     QuestionError,
 )
-from assistant.indexer import Indexer, IndexLimits, IndexReport, Progress
-from assistant.milvus_store import MilvusConfig
+from assistant.indexing.indexer import Indexer, IndexLimits, IndexReport, Progress
+from assistant.ingest.chunking import Chunker
 from assistant.records import Answer, Hit, Turn
 from assistant.retrieval import FusionWeights, Retriever
-from assistant.store import CACHE_FILE, IndexStore, current_version
+from assistant.store.index_store import CACHE_FILE, IndexStore, current_version
+from assistant.store.milvus import MilvusConfig
 from assistant.text import analyze, visible_text
 
 logger = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ class Assistant:
             limits = IndexLimits(s.max_file_mb, s.pdf_timeout_s, s.pdf_memory_mb)
             preparer = None
             if ray is not None:
-                from assistant.distributed import RayPreparer
+                from assistant.indexing.ray import RayPreparer
 
                 preparer = RayPreparer(
                     ray,

@@ -28,7 +28,7 @@ import numpy as np
 from assistant import evaluation
 from assistant.answering.extractive import Evidence, ExtractiveAnswerer, shipped_calibration
 from assistant.config import Settings
-from assistant.conversation import standalone_question
+from assistant.conversation.rewrite import standalone_question
 from assistant.pipeline import Assistant
 from assistant.question import profile
 from assistant.records import Turn

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assistant.benchmark import (
+from assistant.bench.benchmark import (
     BenchReport,
     Figure,
     SyntheticSpace,

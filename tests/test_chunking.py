@@ -8,8 +8,9 @@ from dataclasses import replace
 
 import pytest
 
-from assistant import tokens
-from assistant.chunking import (
+from assistant.embedding import Embedder, SentenceTransformerEmbedder
+from assistant.ingest import tokens
+from assistant.ingest.chunking import (
     Chunker,
     _page_finder,
     _sections_at,
@@ -17,8 +18,7 @@ from assistant.chunking import (
     embedding_text,
     split_sentences,
 )
-from assistant.documents import SourceFile, load_document, scan_corpus
-from assistant.embedding import Embedder, SentenceTransformerEmbedder
+from assistant.ingest.documents import SourceFile, load_document, scan_corpus
 from assistant.records import Document, Page, Section, Sentence
 from tests.conftest import CORPUS
 

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from assistant.conversation import standalone_question
+from assistant.conversation.rewrite import standalone_question
 from assistant.pipeline import Assistant
 from assistant.records import Turn
 from tests.conftest import assert_citations_exact

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant.documents import (
+from assistant.errors import CorpusError
+from assistant.ingest.documents import (
     SourceFile,
     _clean_markup,
     _fold,
@@ -19,7 +20,6 @@ from assistant.documents import (
     names_used,
     scan_corpus,
 )
-from assistant.errors import CorpusError
 from tests import pdf_factory
 from tests.conftest import CORPUS, ROOT
 from tests.test_chunking import CountingText

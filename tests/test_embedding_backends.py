@@ -12,8 +12,8 @@ from assistant.embedding import (
     OnnxEmbedder,
     SentenceTransformerEmbedder,
     make_embedder,
-    onnx_model_path,
 )
+from assistant.embedding.onnx_backend import onnx_model_path
 from assistant.errors import ConfigError
 
 # Every test here loads a real model (torch, ONNX Runtime or e5), several of them together.

@@ -16,7 +16,7 @@ import pytest
 from assistant.config import Settings
 from assistant.embedding import EmbeddingCache
 from assistant.pipeline import Assistant
-from assistant.store import CACHE_FILE
+from assistant.store.index_store import CACHE_FILE
 from tests.conftest import CORPUS, LIST_QUESTION, FakeEmbedder
 
 
@@ -103,9 +103,9 @@ def test_indexing_over_a_damaged_cache_rebuilds_it_and_answers(
     with caplog.at_level(logging.WARNING, logger="assistant.embedding"):
         report = assistant.index(rebuild=True)
     assert report.written and report.embedded == report.chunks  # every vector computed again
-    assert [r.getMessage().split(" is unreadable")[0] for r in caplog.records if r.name == "assistant.embedding"] == [
-        f"the embedding cache {cache}"
-    ]
+    assert [
+        r.getMessage().split(" is unreadable")[0] for r in caplog.records if r.name == "assistant.embedding.cache"
+    ] == [f"the embedding cache {cache}"]
     answer = assistant.ask(LIST_QUESTION)
     assert answer.citations
     # The new cache holds this run's vectors: the next rebuild embeds nothing.

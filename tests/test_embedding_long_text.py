@@ -8,13 +8,8 @@ import numpy as np
 import pytest
 
 from assistant.config import Settings
-from assistant.embedding import (
-    E5SmallEmbedder,
-    Embedder,
-    embed_in_windows,
-    fitting_windows,
-    make_embedder,
-)
+from assistant.embedding import E5SmallEmbedder, Embedder, make_embedder
+from assistant.embedding.base import embed_in_windows, fitting_windows
 
 # A pasted paragraph that says nothing about the documents, repeated, then the question: about
 # 540 MiniLM tokens and 630 e5 tokens, past both models' windows (256 and 512).

@@ -19,7 +19,7 @@ import pytest
 from assistant.config import Settings
 from assistant.errors import IndexCorruptError, IndexWriteError
 from assistant.pipeline import Assistant
-from assistant.store import IndexStore, current_version
+from assistant.store.index_store import IndexStore, current_version
 from tests.conftest import CORPUS, FakeEmbedder
 
 INDEX_FILES = [

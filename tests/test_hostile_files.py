@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from assistant.config import Settings
-from assistant.documents import SourceFile, load_document
 from assistant.errors import CorpusError
+from assistant.ingest.documents import SourceFile, load_document
 from assistant.pipeline import Assistant
 from tests import pdf_factory
 from tests.conftest import FakeEmbedder

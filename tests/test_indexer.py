@@ -10,14 +10,14 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from assistant.chunking import Chunker, embedding_text
 from assistant.config import Settings
-from assistant.documents import load_document, scan_corpus
 from assistant.embedding import Embedder
 from assistant.errors import CorpusError, IndexCorruptError, IndexNotFoundError, IndexWriteError
-from assistant.indexer import embed_chunks, sentence_spans
+from assistant.indexing.indexer import embed_chunks, sentence_spans
+from assistant.ingest.chunking import Chunker, embedding_text
+from assistant.ingest.documents import load_document, scan_corpus
 from assistant.pipeline import Assistant
-from assistant.store import IndexStore, current_version
+from assistant.store.index_store import IndexStore, current_version
 from tests import pdf_factory
 from tests.conftest import CORPUS, ROOT, CountingEmbedder, FakeEmbedder, assert_citations_exact
 
@@ -122,7 +122,7 @@ def test_a_failed_write_keeps_the_previous_index(fake_settings: Settings, monkey
         raise OSError(28, "No space left on device")
 
     (fake_settings.corpus_dir / "new.txt").write_text("A brand new document about robots.", encoding="utf-8")
-    monkeypatch.setattr("assistant.store._write_db", disk_full)
+    monkeypatch.setattr("assistant.store.index_store._write_db", disk_full)
     with pytest.raises(IndexWriteError, match="No space left on device.*previous index is still in use"):
         assistant.index()
     assert current_version(fake_settings.index_dir) == before

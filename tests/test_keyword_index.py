@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.keyword_index import KeywordIndex, with_phrases
+from assistant.store.keyword import KeywordIndex, with_phrases
 from assistant.text import analyze, fold, words
 
 

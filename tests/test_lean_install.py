@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from assistant import evaluation
-from assistant.embedding import SHIPPED_MODELS
+from assistant.embedding.onnx_backend import SHIPPED_MODELS
 from tests.conftest import CORPUS
 
 # The packages of the `torch` and `eval` extras, as imported.

@@ -16,12 +16,13 @@ import pytest
 pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")
 
-from assistant import evaluation, milvus_store  # noqa: E402
+from assistant import evaluation  # noqa: E402
 from assistant.config import Settings  # noqa: E402
 from assistant.embedding import Embedder  # noqa: E402
 from assistant.errors import IndexCorruptError, IndexWriteError  # noqa: E402
 from assistant.pipeline import Assistant  # noqa: E402
-from assistant.store import CACHE_FILE, IndexStore, current_version  # noqa: E402
+from assistant.store import milvus as milvus_store  # noqa: E402
+from assistant.store.index_store import CACHE_FILE, IndexStore, current_version  # noqa: E402
 from tests.conftest import CORPUS, LIST_QUESTION, OUTSIDE_QUESTION, ROOT, FakeEmbedder, assert_citations_exact  # noqa: E402
 
 QUESTIONS = [
@@ -269,7 +270,7 @@ def test_gold_set_scores_the_same_on_milvus_and_faiss(tmp_path: Path, real_embed
 
 
 def test_bench_measures_milvus_next_to_faiss_on_the_same_vectors(tmp_path: Path) -> None:
-    from assistant.benchmark import measure_store_retrieval
+    from assistant.bench.benchmark import measure_store_retrieval
 
     uri = str(tmp_path / "bench.db")
     rows = measure_store_retrieval(2000, uri=uri, queries=30, dim=32)

@@ -17,10 +17,10 @@ import pytest
 pytest.importorskip("ray.data")
 
 from assistant.config import Settings  # noqa: E402
-from assistant.distributed import embedder_factory  # noqa: E402
 from assistant.embedding import SentenceTransformerEmbedder  # noqa: E402
+from assistant.indexing.ray import embedder_factory  # noqa: E402
 from assistant.pipeline import Assistant  # noqa: E402
-from assistant.store import IndexStore  # noqa: E402
+from assistant.store.index_store import IndexStore  # noqa: E402
 from tests import pdf_factory  # noqa: E402
 from tests.conftest import CORPUS, ROOT, FakeEmbedder, assert_citations_exact  # noqa: E402
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assistant.embedding import MODEL_FILES, SHIPPED_INT8, SHIPPED_MODELS, OnnxEmbedder, export_embedder
+from assistant.embedding import OnnxEmbedder
+from assistant.embedding.onnx_backend import MODEL_FILES, SHIPPED_INT8, SHIPPED_MODELS, export_embedder
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = SHIPPED_MODELS / "all-MiniLM-L6-v2"

@@ -11,7 +11,7 @@ import pytest
 from assistant.config import Settings
 from assistant.errors import IndexWriteError
 from assistant.pipeline import Assistant
-from assistant.store import VERSIONS, IndexStore
+from assistant.store.index_store import VERSIONS, IndexStore
 from tests.conftest import FakeEmbedder
 
 # A build under way, as `assistant index` runs one: it holds the index lock while it writes its
@@ -19,7 +19,7 @@ from tests.conftest import FakeEmbedder
 WRITER = """
 import sys, time
 from pathlib import Path
-from assistant.store import VERSIONS, write_lock
+from assistant.store.index_store import VERSIONS, write_lock
 
 index_dir = Path(sys.argv[1])
 with write_lock(index_dir):

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Protocol
 
 from assistant.answering.citations import cite
-from assistant.documents import BOILERPLATE, detect_language
 from assistant.errors import ConfigError
+from assistant.ingest.documents import BOILERPLATE, detect_language
 from assistant.question import QuestionProfile, is_name_token, mentions, profile
 from assistant.records import NOT_FOUND, Answer, Chunk, Citation, Hit, Sentence, Turn
 from assistant.text import analyze, fold

@@ -45,11 +45,11 @@ from pydantic import SecretStr
 
 from assistant.answering import Answerer
 from assistant.answering.citations import cite, renumber
-from assistant.chunking import split_sentences
 from assistant.errors import ConfigError, GenerationError
+from assistant.ingest.chunking import split_sentences
+from assistant.ingest.tokens import count_tokens
 from assistant.records import NOT_FOUND, Answer, Citation, Hit, Sentence, Turn
 from assistant.text import analyze, words
-from assistant.tokens import count_tokens
 
 if TYPE_CHECKING:
     from openai import OpenAI

@@ -17,7 +17,7 @@ import numpy as np
 
 from assistant.question import QuestionProfile, mentions
 from assistant.retrieval.fusion import FusionWeights, Scored
-from assistant.store import IndexStore
+from assistant.store.index_store import IndexStore
 from assistant.text import analyze, fold
 
 

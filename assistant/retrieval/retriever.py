@@ -22,7 +22,7 @@ from assistant.retrieval.diversity import Diversity
 from assistant.retrieval.fusion import FusionWeights, Scored, fuse, top
 from assistant.retrieval.rerank import SentenceReranker
 from assistant.retrieval.structure import subsections_first
-from assistant.store import IndexStore
+from assistant.store.index_store import IndexStore
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from assistant.question import QuestionProfile, mentions
-from assistant.store import IndexStore
+from assistant.store.index_store import IndexStore
 from assistant.text import fold
 
 

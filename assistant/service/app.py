@@ -35,8 +35,8 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from assistant.config import Settings
+from assistant.conversation.history import ConversationStore
 from assistant.errors import ConfigError
-from assistant.history import ConversationStore
 from assistant.pipeline import Assistant
 from assistant.service import admin, chat, documents, openai_compat, source_page
 from assistant.service.context import ServiceContext

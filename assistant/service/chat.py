@@ -20,8 +20,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
+from assistant.conversation.history import SavedAnswer
 from assistant.errors import AssistantError
-from assistant.history import SavedAnswer
 from assistant.records import Answer, Turn
 from assistant.service.context import Context, ServiceContext, finished, log_answer
 from assistant.service.handlers import status_for, unexpected_error_detail

@@ -10,8 +10,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from assistant.config import Settings
+from assistant.conversation.history import ConversationStore
 from assistant.errors import AssistantError
-from assistant.history import ConversationStore
 from assistant.pipeline import Assistant
 from assistant.records import Answer
 from assistant.service.reindex import Reindexer

@@ -28,6 +28,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.sse import EventSourceResponse, format_sse_event
 
 from assistant.errors import AssistantError, NotFoundError, QuestionError
+from assistant.ingest.tokens import count_tokens
 from assistant.records import Answer, Citation, Turn
 from assistant.service.context import Context, ServiceContext, finished, log_answer
 from assistant.service.handlers import error_body, status_for, unexpected_error_detail
@@ -48,7 +49,6 @@ from assistant.service.models import (
 )
 from assistant.service.security import require_api_key
 from assistant.text import visible_text
-from assistant.tokens import count_tokens
 
 router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[Depends(require_api_key)])
 

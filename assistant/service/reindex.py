@@ -40,7 +40,7 @@ from typing import IO
 import anyio.to_thread
 
 from assistant.errors import AssistantError, ConfigError, IndexWriteError
-from assistant.indexer import IndexReport, Progress
+from assistant.indexing.indexer import IndexReport, Progress
 from assistant.pipeline import Assistant, IndexingStatus
 
 logger = logging.getLogger(__name__)

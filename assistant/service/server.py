@@ -72,7 +72,7 @@ def worker_app() -> ASGIApp:
     # What `assistant`'s main() and run_server set up, which a spawned worker has not run;
     # the process id tells the workers' lines apart.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s [%(process)d]: %(message)s")
-    logging.getLogger("assistant.indexer").setLevel(logging.ERROR)
+    logging.getLogger("assistant.indexing.indexer").setLevel(logging.ERROR)
     _log_answers()
     settings = Settings()
     return SpreadConnections(create_app(Assistant.from_settings(settings), settings, update_index=True))

@@ -287,7 +287,7 @@ def train(
     torch = _require_torch()
     from tokenizers import Tokenizer
 
-    from assistant.embedding import resolve_model_dir
+    from assistant.embedding.base import resolve_model_dir
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -464,7 +464,7 @@ def ship(
     log: Any,
 ) -> dict[str, Any]:
     """Exports the network to int8 ONNX, validates the export, calibrates and writes the card."""
-    from assistant.embedding import _quantize_onnx
+    from assistant.embedding.onnx_backend import quantize_onnx
 
     work = out_dir / "training"
     fp32 = work / "reader.onnx"
@@ -489,7 +489,7 @@ def ship(
             opset_version=17,
             dynamo=False,
         )
-    _quantize_onnx(fp32, out_dir / runtime.MODEL_FILE)
+    quantize_onnx(fp32, out_dir / runtime.MODEL_FILE)
     shutil.copyfile(model_dir / "tokenizer.json", out_dir / runtime.TOKENIZER_FILE)
     digest = runtime.sha256_of(out_dir / runtime.MODEL_FILE)
     # A placeholder calibration so the runtime loads; the real one is fitted just below.

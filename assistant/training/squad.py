@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from assistant.answering.reader import Candidate
-from assistant.chunking import split_sentences
+from assistant.ingest.chunking import split_sentences
 from assistant.text import analyze
 
 SQUAD11 = "squad11-train.json.gz"

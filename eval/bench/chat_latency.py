@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 # The server, client and timing helpers are shared with `assistant bench`.
-from assistant.benchmark import (
+from assistant.bench.benchmark import (
     free_port,
     http_chat_caller,
     percentile,

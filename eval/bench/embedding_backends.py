@@ -64,11 +64,11 @@ def make(backend: str, workdir: Path) -> Any:
 
 def chunks_of(corpus: Path) -> tuple[list[str], list[list[tuple[int, int]]]]:
     """Returns the embedding texts and sentence spans of a corpus's chunks, as indexing does."""
-    from assistant.chunking import Chunker, embedding_text
     from assistant.config import Settings
-    from assistant.documents import load_document, scan_corpus
-    from assistant.embedding import WindowCounter, model_window, resolve_model_dir
-    from assistant.indexer import sentence_spans
+    from assistant.embedding.base import WindowCounter, model_window, resolve_model_dir
+    from assistant.indexing.indexer import sentence_spans
+    from assistant.ingest.chunking import Chunker, embedding_text
+    from assistant.ingest.documents import load_document, scan_corpus
 
     settings = Settings()
     model_dir = resolve_model_dir(settings.model)

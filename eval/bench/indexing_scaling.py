@@ -166,7 +166,7 @@ def run_case(
     folder: Path, work: Path, code: Path | None, profile: Path | None
 ) -> dict[str, Any]:  # pragma: no cover - runs child processes
     """Indexes one corpus in a child process -> its figures and peak memory."""
-    from assistant.benchmark import run_child
+    from assistant.bench.benchmark import run_child
 
     index = Path(tempfile.mkdtemp(dir=work, prefix="index-"))
     env = dict(os.environ)

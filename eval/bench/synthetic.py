@@ -1,7 +1,7 @@
 """Synthetic corpora at scale: exact vs approximate vector search, and BM25, at 100k and 1M chunks.
 
 Vectors: unit vectors shaped like sentence embeddings (a shared direction, a power-law
-variance spectrum, topics; see `assistant.benchmark.SyntheticSpace`). Keyword text: chunks of
+variance spectrum, topics; see `assistant.bench.benchmark.SyntheticSpace`). Keyword text: chunks of
 pseudo-words whose frequencies follow Zipf's law, indexed with the project's KeywordIndex
 (phrases included), so that postings are as long-tailed as real text.
 
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.benchmark import (
+from assistant.bench.benchmark import (
     SyntheticSpace,
     measure_ann,
     measure_keyword,
@@ -42,7 +42,7 @@ def sweep(n: int, ef_values: list[int], queries: int, k: int = 10) -> list[dict[
     """Builds the store's HNSW index once and measures recall@10 and latency per efSearch."""
     import faiss
 
-    from assistant.store import FaissIndex
+    from assistant.store.index_store import FaissIndex
 
     space = SyntheticSpace()
     vectors = space.sample(n, seed=1)

@@ -12,8 +12,8 @@ from assistant.answering.extractive import (
     attributed,
     item_name,
 )
-from assistant.chunking import split_sentences
 from assistant.errors import QuestionError
+from assistant.ingest.chunking import split_sentences
 from assistant.pipeline import Assistant
 from assistant.question import mentions, profile
 from assistant.records import NOT_FOUND, Chunk, Citation, Hit, Sentence

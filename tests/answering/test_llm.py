@@ -29,14 +29,14 @@ from assistant.answering.llm import (
     build_prompt,
     neutralise,
 )
-from assistant.chunking import split_sentences
 from assistant.config import Settings
 from assistant.embedding import Embedder
 from assistant.errors import ConfigError
+from assistant.ingest.chunking import split_sentences
+from assistant.ingest.tokens import count_tokens
 from assistant.pipeline import Assistant
 from assistant.records import NOT_FOUND, Answer, Chunk, Hit, Turn
 from assistant.service.app import create_app
-from assistant.tokens import count_tokens
 from tests.conftest import (
     CORPUS,
     FACT_QUESTION,

@@ -14,9 +14,9 @@ import pytest
 from assistant.answering.citations import markers
 from assistant.answering.extractive import restates
 from assistant.answering.reader_answerer import ReaderAnswerer
-from assistant.chunking import split_sentences
 from assistant.config import Settings
 from assistant.embedding import Embedder
+from assistant.ingest.chunking import split_sentences
 from assistant.pipeline import Assistant
 from assistant.question import profile
 from assistant.records import NOT_FOUND, Chunk, Hit

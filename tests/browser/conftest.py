@@ -20,7 +20,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from assistant.config import Settings
-from assistant.history import ConversationStore
+from assistant.conversation.history import ConversationStore
 from assistant.pipeline import Assistant
 from assistant.service.app import create_app
 from tests.service.conftest import LiveServer, live_server, service_settings

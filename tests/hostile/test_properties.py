@@ -5,10 +5,10 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from assistant import tokens
-from assistant.chunking import Chunker, split_sentences
-from assistant.documents import find_sections
 from assistant.evaluation import normalise, quote_spans
+from assistant.ingest import tokens
+from assistant.ingest.chunking import Chunker, split_sentences
+from assistant.ingest.documents import find_sections
 from assistant.pipeline import Assistant
 from assistant.records import Document
 from assistant.text import words

@@ -24,7 +24,7 @@ from assistant.embedding import Embedder
 from assistant.pipeline import Assistant
 from assistant.service import reindex
 from assistant.service.app import create_app
-from assistant.store import current_version
+from assistant.store.index_store import current_version
 from tests.conftest import FACT, FACT_QUESTION, FakeEmbedder
 from tests.service.conftest import live_server, sse_events
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from assistant import evaluation
-from assistant.history import ConversationStore
+from assistant.conversation.history import ConversationStore
 from assistant.pipeline import Assistant
 from assistant.service.app import create_app
 from tests.conftest import (

@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from assistant.cli import app
-from assistant.history import ConversationStore
+from assistant.conversation.history import ConversationStore
 from assistant.records import Answer
 from tests.conftest import CORPUS, FACT, FACT_QUESTION, LIST_ITEMS, LIST_QUESTION, ROOT
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from assistant.conversation.history import ConversationStore, guess_kind
 from assistant.errors import NotFoundError
-from assistant.history import ConversationStore, guess_kind
 from assistant.records import Answer, Citation, Turn
 
 CITATION = Citation(n=1, doc="a/b.txt", title="B", section="Intro", start=0, end=5, quote="Hello")

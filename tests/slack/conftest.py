@@ -25,7 +25,7 @@ import pytest
 from slack_sdk.signature import SignatureVerifier
 
 from assistant.config import Settings
-from assistant.history import ConversationStore
+from assistant.conversation.history import ConversationStore
 from assistant.pipeline import Assistant
 from assistant.records import Citation
 from assistant.service.app import create_app

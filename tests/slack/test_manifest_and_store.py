@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from assistant import history
+from assistant.conversation import history
+from assistant.conversation.history import ConversationStore
 from assistant.errors import NotFoundError
-from assistant.history import ConversationStore
 from assistant.records import Answer, Citation
 
 MANIFEST = Path(__file__).resolve().parents[2] / "slack-app-manifest.yml"

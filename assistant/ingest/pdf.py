@@ -1,6 +1,6 @@
 """Extracts the text of one PDF, page by page; run as a child process with limits.
 
-    python -m assistant.pdftext FILE  ->  JSON on stdout: {"pages": [...]} or {"error": "..."}
+    python -m assistant.ingest.pdf FILE  ->  JSON on stdout: {"pages": [...]} or {"error": "..."}
 
 A hostile PDF (a decompression bomb, a broken cross-reference table, millions of pages) can
 make a parser hang or eat all memory. Running it in a child process under a time and memory

@@ -48,7 +48,6 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from assistant import milvus_store
 from assistant.errors import (
     REBUILD_HINT,
     IndexCorruptError,
@@ -57,9 +56,10 @@ from assistant.errors import (
     IndexWriteError,
     NotFoundError,
 )
-from assistant.keyword_index import KeywordIndex
-from assistant.milvus_store import MilvusConfig
 from assistant.records import Chunk, Document, Page, Section, Sentence
+from assistant.store import milvus as milvus_store
+from assistant.store.keyword import KeywordIndex
+from assistant.store.milvus import MilvusConfig
 
 logger = logging.getLogger(__name__)
 

@@ -23,14 +23,12 @@ from typing import Protocol
 
 import numpy as np
 
-from assistant.chunking import Chunker, embedding_text
-from assistant.documents import SourceFile, load_document, scan_corpus
 from assistant.embedding import Embedder
 from assistant.errors import CorpusError, IndexCorruptError, IndexMismatchError
-from assistant.keyword_index import KeywordIndex, index_terms
-from assistant.milvus_store import MilvusConfig, default_uri
+from assistant.ingest.chunking import Chunker, embedding_text
+from assistant.ingest.documents import SourceFile, load_document, scan_corpus
 from assistant.records import Chunk, Document
-from assistant.store import (
+from assistant.store.index_store import (
     FORMAT_VERSION,
     IndexStore,
     Manifest,
@@ -38,6 +36,8 @@ from assistant.store import (
     write_lock,
     write_version,
 )
+from assistant.store.keyword import KeywordIndex, index_terms
+from assistant.store.milvus import MilvusConfig, default_uri
 
 logger = logging.getLogger(__name__)
 

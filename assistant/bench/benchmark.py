@@ -376,7 +376,7 @@ def _bench_index(
     env: dict[str, str],
     say: Log,
 ) -> None:
-    from assistant.store import current_version
+    from assistant.store.index_store import current_version
 
     index = assistant_command("index", "--corpus", str(corpus), "--index", str(index_dir), "-q")
     # One untimed build first: it exports the ONNX model if this machine has none yet and
@@ -607,7 +607,7 @@ def _bench_ann(options: BenchOptions, report: BenchReport, say: Log, work: Path)
         rows.append(measure_keyword(min(n, 1_000_000), queries=queries // 5, runs=options.runs, log=say))
     if options.store != "milvus":
         return
-    from assistant import milvus_store
+    from assistant.store import milvus as milvus_store
 
     uri = options.milvus_uri or str(work / "milvus.db")
     lite = milvus_store.is_lite(uri)
@@ -655,8 +655,8 @@ def measure_store_retrieval(
     one-query latency for the top 10, the retriever's per-question vector work (top 50 and the
     vectors of 60 candidates) and recall@10 against exact search. One build per engine.
     """
-    from assistant import milvus_store
-    from assistant.store import FaissIndex
+    from assistant.store import milvus as milvus_store
+    from assistant.store.index_store import FaissIndex
 
     say = log or (lambda message: None)
     space = SyntheticSpace(dim)
@@ -730,7 +730,7 @@ def measure_ann(
     """
     import faiss
 
-    from assistant.store import FaissIndex
+    from assistant.store.index_store import FaissIndex
 
     say = log or (lambda message: None)
     space = space or SyntheticSpace(dim)
@@ -820,8 +820,8 @@ def measure_keyword(
     n: int, *, queries: int = 200, runs: int = 5, words: int = 100, log: Log | None = None
 ) -> dict[str, Any]:
     """Measures the project's BM25 index (phrases included) on n synthetic Zipf chunks."""
-    from assistant.keyword_index import KeywordIndex, with_phrases
     from assistant.retrieval.fusion import top as _top
+    from assistant.store.keyword import KeywordIndex, with_phrases
 
     say = log or (lambda message: None)
     vocabulary = synthetic_vocabulary()

@@ -26,10 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from assistant.chunking import Chunker
-from assistant.documents import SourceFile
 from assistant.embedding import Embedder, SentenceTransformerEmbedder
-from assistant.indexer import (
+from assistant.indexing.indexer import (
     IndexLimits,
     Prepared,
     Progress,
@@ -37,6 +35,8 @@ from assistant.indexer import (
     embed_chunks,
     read_documents,
 )
+from assistant.ingest.chunking import Chunker
+from assistant.ingest.documents import SourceFile
 from assistant.records import Chunk, Document
 
 logger = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import tiktoken
 
-from assistant import tokens
+from assistant.ingest import tokens
 from assistant.records import Chunk, Document, Page, Section, Sentence
 
 # Abbreviations after which a period does not end a sentence.

@@ -149,7 +149,7 @@ def extract_pdf(path: Path, *, timeout_s: float, memory_mb: int) -> list[str]:
 
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "assistant.pdftext", str(path)],
+            [sys.executable, "-m", "assistant.ingest.pdf", str(path)],
             capture_output=True,
             timeout=timeout_s,
             preexec_fn=limit,  # noqa: PLW1509 - no threads are started before the fork

@@ -29,8 +29,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from assistant.documents import detect_language
 from assistant.errors import NotFoundError
+from assistant.ingest.documents import detect_language
 from assistant.question import profile
 from assistant.records import Answer, Citation, Turn
 

@@ -1,0 +1,2 @@
+"""Corpus -> index, incremental and atomic, with progress (`indexer`); the same steps run by Ray
+Data (`ray`)."""
