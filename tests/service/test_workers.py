@@ -32,7 +32,7 @@ from assistant.pipeline import Assistant
 from assistant.service.app import create_app
 from assistant.service.reindex import Reindexer
 from assistant.service.server import SpreadConnections, cpu_cores, serve_workers
-from assistant.store import current_version
+from assistant.store.index_store import current_version
 from tests.conftest import ROOT, FakeEmbedder
 from tests.service.conftest import ADMIN_KEY, live_server
 from tests.service.test_background_index import GatedEmbedder
@@ -53,6 +53,10 @@ a maker of infrared gas sensors founded by Marta Kask.
 """
 SECOND_QUESTION = "Which company won the innovation award of the Baltic Sensor Fair 2026?"
 QUESTIONS = ["Which partners hold a Gold label?", "When was Bwcon founded?", FIRST_QUESTION, SECOND_QUESTION]
+# Follow-ups of one conversation, each of its own length: the workers' log lines (which give the
+# question's length, never its text) then tell which worker answered which.
+FOLLOW_UP = "And what else do the documents say about the prize and its winner, briefly"
+FOLLOW_UPS = [FOLLOW_UP + "?" * n for n in range(1, 13)]
 
 
 def _wait_for(condition: Callable[[], bool], timeout: float = 120) -> None:
@@ -177,6 +181,18 @@ def test_two_workers_build_once_and_a_reindex_reaches_both_with_no_failed_reques
             workers = _until_every_worker(served.url, 2, lambda _, documents: documents == 6)
             assert len(workers) == 2
 
+            # One conversation, each follow-up on a new connection: any worker answers it.
+            conversation, turns = None, []
+            for message in FOLLOW_UPS:
+                body = {"message": message, "conversation_id": conversation}
+                reply = httpx.post(f"{served.url}/api/chat", json=body, timeout=60)
+                assert reply.status_code == 200, reply.text
+                conversation, turn = reply.json()["conversation_id"], reply.json()["turn"]
+                turns.append(turn)
+            assert turns == [turns[0] + 2 * i for i in range(len(FOLLOW_UPS))]
+            stored = httpx.get(f"{served.url}/api/conversations/{conversation}", timeout=30).json()
+            assert [t["content"] for t in stored["turns"] if t["role"] == "user"] == FOLLOW_UPS
+
             # A reindex asked of one worker, while the clients keep asking.
             (corpus_copy / SECOND_DOC).write_text(SECOND_TEXT, encoding="utf-8")
             report = httpx.post(f"{served.url}/api/admin/reindex", headers=ADMIN, timeout=300)
@@ -205,6 +221,10 @@ def test_two_workers_build_once_and_a_reindex_reaches_both_with_no_failed_reques
     # The worker that did not run the reindex swapped its version in.
     assert log.count(f"serving index version {new_version}, built by another process") == 1, log
     assert "Traceback" not in log and "ERROR" not in log
+    lengths = {len(message) for message in FOLLOW_UPS}
+    answers = re.findall(r"\[(\d+)\]: answer route=chat question_chars=(\d+) ", log)
+    answered_by = {pid for pid, chars in answers if int(chars) in lengths}
+    assert answered_by == {str(pid) for pid in workers}  # the conversation went on in both workers
 
 
 def _ready(served: Served) -> bool:
