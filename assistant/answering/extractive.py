@@ -17,10 +17,10 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from assistant.answering.citations import cite
 from assistant.errors import ConfigError
@@ -347,21 +347,14 @@ class ExtractiveAnswerer:
         # "gold" in "which partners hold a Gold label?".
         anchor = max(best.matched, key=self.idf)
         threshold = best.content * self.settings.list_ratio
-        items: list[Scored] = []
-        names: set[str] = set()
-        for candidate in candidates:
-            if candidate.content < threshold or anchor not in candidate.matched:
-                continue
-            if self.answerability(candidate) < self.settings.calibration.threshold:
-                continue
-            name = item_name(candidate.text, candidate.hit.chunk)
-            if not name or name_key(name) in names:
-                continue
-            names.add(name_key(name))
-            items.append(candidate)
-            if len(items) == self.settings.max_items:
-                break
-        return items
+        accepted = (
+            c
+            for c in candidates
+            if c.content >= threshold
+            and anchor in c.matched
+            and self.answerability(c) >= self.settings.calibration.threshold
+        )
+        return named_items(accepted, self.settings.max_items)
 
     def _list_answer(self, question: str, items: list[Scored], hits: Sequence[Hit]) -> Answer:
         text, citations = compose_list(items, hits)
@@ -638,6 +631,31 @@ def is_list_item(chunk: Chunk, sentence: Sentence) -> bool:
 def is_prose(chunk: Chunk, sentence: Sentence) -> bool:
     text = chunk.sentence_text(sentence).strip()
     return len(text.split()) >= 4 and text not in chunk.section_path
+
+
+class _Sentence(Protocol):
+    @property
+    def text(self) -> str: ...
+    @property
+    def hit(self) -> Hit: ...
+
+
+S = TypeVar("S", bound=_Sentence)
+
+
+def named_items(sentences: Iterable[S], max_items: int) -> list[S]:
+    """Returns the sentences, in order, that each name an item no earlier one named (at most max_items)."""
+    items: list[S] = []
+    names: set[str] = set()
+    for sentence in sentences:
+        name = item_name(sentence.text, sentence.hit.chunk)
+        if not name or name_key(name) in names:
+            continue
+        names.add(name_key(name))
+        items.append(sentence)
+        if len(items) == max_items:
+            break
+    return items
 
 
 def item_name(sentence: str, chunk: Chunk) -> str:

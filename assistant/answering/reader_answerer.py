@@ -26,9 +26,8 @@ from assistant.answering.extractive import (
     enumerates,
     is_list_item,
     is_prose,
-    item_name,
     lead_sentence,
-    name_key,
+    named_items,
     never_mentioned_answer,
     strip_footnotes,
     unmentioned_names,
@@ -226,19 +225,7 @@ class ReaderAnswerer:
     def _list_items(self, reads: list[Read]) -> list[Read]:
         # Every sentence the reader accepts nearly as well as the best names an item, once.
         floor = max(self.threshold, reads[0].p * self.settings.list_ratio)
-        items: list[Read] = []
-        names: set[str] = set()
-        for read in reads:
-            if read.p < floor:
-                break
-            name = item_name(read.text, read.hit.chunk)
-            if not name or name_key(name) in names:
-                continue
-            names.add(name_key(name))
-            items.append(read)
-            if len(items) == self.settings.max_items:
-                break
-        return items
+        return named_items((r for r in reads if r.p >= floor), self.settings.max_items)
 
     def _fact_answer(self, question: str, best: Read, hits: Sequence[Hit]) -> tuple[str, tuple[Citation, ...]]:
         chunk = best.hit.chunk
