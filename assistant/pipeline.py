@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -44,7 +43,7 @@ from assistant.records import Answer, Hit, Turn
 from assistant.retrieval import FusionWeights, Retriever
 from assistant.store.index_store import CACHE_FILE, IndexStore, current_version
 from assistant.store.milvus import MilvusConfig
-from assistant.text import analyze, visible_text
+from assistant.text import analyze, text_pieces, visible_text
 
 logger = logging.getLogger(__name__)
 
@@ -387,10 +386,3 @@ def _completed(
         answerer=answer.answerer,
         confidence=answer.confidence,
     )
-
-
-def text_pieces(text: str, words: int = 4) -> Iterator[str]:
-    """Cuts a finished text into small pieces (a few words each) for streaming."""
-    tokens = re.findall(r"\S+\s*|\s+", text)
-    for i in range(0, len(tokens), words):
-        yield "".join(tokens[i : i + words])

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from assistant.text import STOPWORDS, analyze, fold
+from assistant.text import MONTHS, STOPWORDS, analyze, fold
 
 AnswerType = Literal["number", "money", "date", "name", "reason"]
 
@@ -228,18 +228,7 @@ def proper_names(text: str, *, skip_first: bool = True) -> list[str]:
 _JOINERS = {"de", "of", "di", "du", "von", "van", "der", "&", "y", "i"}
 # Words English capitalises that name no organisation, place or person.
 _CAPITALISED_WORDS = {
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
+    *MONTHS,
     "monday",
     "tuesday",
     "wednesday",

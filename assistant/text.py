@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterator
 from functools import lru_cache
 
 import Stemmer
@@ -231,3 +232,26 @@ def analyze(text: str) -> list[str]:
     """Returns the terms of a text: words without stopwords, stemmed."""
     kept = [w for w in words(text) if w not in STOPWORDS]
     return list(_stemmer().stemWords(kept))
+
+
+MONTHS = (
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+)
+
+
+def text_pieces(text: str, words: int = 4) -> Iterator[str]:
+    """Cuts a finished text into small pieces (a few words each), as streamed text arrives."""
+    tokens = re.findall(r"\S+\s*|\s+", text)
+    for i in range(0, len(tokens), words):
+        yield "".join(tokens[i : i + words])

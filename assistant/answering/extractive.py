@@ -27,7 +27,7 @@ from assistant.errors import ConfigError
 from assistant.ingest.documents import BOILERPLATE, detect_language
 from assistant.question import QuestionProfile, is_name_token, mentions, profile
 from assistant.records import NOT_FOUND, Answer, Chunk, Citation, Hit, Sentence, Turn
-from assistant.text import analyze, fold
+from assistant.text import MONTHS, analyze, fold
 from assistant.thesaurus import related_terms
 
 # A sentence that refers to its subject without naming it: "This cluster ...", "It owns ...".
@@ -56,8 +56,7 @@ _NUMBER = re.compile(  # not the digits of a name: "Covid-19", "Industry-4"
 )
 _DATE = re.compile(
     r"\b(1\d\d\d|20\d\d)s?\b|\b(in|since|by|until|from|about|around|c\.|circa) [1-9]\d{2}\b|"
-    r"\b\d{1,4} ?(AD|BC|BCE|CE)\b|\b(january|february|march|april|may|june|july|august|"
-    r"september|october|november|december|spring|summer|autumn|winter|century)\b",
+    rf"\b\d{{1,4}} ?(AD|BC|BCE|CE)\b|\b({'|'.join(MONTHS)}|spring|summer|autumn|winter|century)\b",
     re.IGNORECASE,
 )
 _REASON = re.compile(

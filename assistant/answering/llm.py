@@ -49,7 +49,7 @@ from assistant.errors import ConfigError, GenerationError
 from assistant.ingest.chunking import split_sentences
 from assistant.ingest.tokens import count_tokens
 from assistant.records import NOT_FOUND, Answer, Citation, Hit, Sentence, Turn
-from assistant.text import analyze, words
+from assistant.text import analyze, text_pieces, words
 
 if TYPE_CHECKING:
     from openai import OpenAI
@@ -603,7 +603,7 @@ class LLMAnswerer:
             fallback = self._fall_back(question, hits, history, exc, started, len(reader.text))
             if sent:
                 yield UNCITED_NOTE if isinstance(exc, _UncitedAnswerError) else INTERRUPTED_NOTE
-            yield from _pieces(fallback.text)
+            yield from text_pieces(fallback.text)
             yield fallback
             return
         yield answer
@@ -731,10 +731,3 @@ def _check(prompt: Prompt) -> None:
     if not prompt.sources:
         # Only a question far beyond ASSISTANT_MAX_QUESTION_CHARS leaves no room for passages.
         raise GenerationError("no passage fits in the prompt budget")
-
-
-def _pieces(text: str, words_per_piece: int = 4) -> Iterator[str]:
-    """Cuts a finished text into pieces of a few words, as streamed text arrives."""
-    tokens = re.findall(r"\S+\s*|\s+", text)
-    for i in range(0, len(tokens), words_per_piece):
-        yield "".join(tokens[i : i + words_per_piece])

@@ -17,6 +17,7 @@ import tiktoken
 
 from assistant.ingest import tokens
 from assistant.records import Chunk, Document, Page, Section, Sentence
+from assistant.text import MONTHS
 
 # Abbreviations after which a period does not end a sentence.
 _ABBREVIATIONS = {
@@ -72,7 +73,7 @@ _ABBREVIATIONS = {
     "dec",
     "p.zza",
 }
-_MONTH = re.compile(r"\s+(January|February|March|April|May|June|July|August|September|October|November|December)\b")
+_MONTH = re.compile(rf"\s+({'|'.join(m.capitalize() for m in MONTHS)})\b")
 _END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s+[\"'“‘(\[]?[\w])")
 _LIST_MARKER = re.compile(r"^(?:[-*+•✓√○o·]|\(?\d{1,2}[.)]|[a-z][.)])\s+")
 # The same marker, matched where a sentence starts inside the text (no slice copied).
