@@ -557,7 +557,7 @@ def serve(
         err.print(f"No index yet: it is built in the background; /readyz says when it is ready ({settings.index_dir}).")
     # The server listens at once; the index is brought up to date (built when missing) in the
     # background while the version on disk answers, and /readyz says which version that is.
-    count = serve_workers(settings)
+    count = _guard(lambda: serve_workers(settings))
     if count == 1:
         _guard(lambda: run_server(assistant, host=host, port=port))
         return

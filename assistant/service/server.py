@@ -20,8 +20,10 @@ import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistant.config import Settings
+from assistant.errors import ConfigError
 from assistant.pipeline import Assistant
 from assistant.service.app import create_app
+from assistant.store.milvus import is_lite
 
 GRACEFUL_SHUTDOWN_S = 30  # lets answers and a running reindex finish
 
@@ -79,7 +81,19 @@ def worker_app() -> ASGIApp:
 
 
 def serve_workers(settings: Settings) -> int:
-    """Returns how many worker processes `assistant serve` runs: ASSISTANT_WORKERS, or one per core."""
+    """Returns how many worker processes `assistant serve` runs: ASSISTANT_WORKERS, or one per core.
+
+    Milvus Lite opens its database file in one process only ("Open local milvus failed" in any
+    other), so with it the default is one worker, and more is a ConfigError that says what to do.
+    """
+    lite = settings.store == "milvus" and (settings.milvus_uri is None or is_lite(settings.milvus_uri))
+    if lite:
+        if settings.workers and settings.workers > 1:
+            raise ConfigError(
+                f"{settings.workers} workers cannot share Milvus Lite, which opens its file in one process: "
+                "serve with --workers 1, or set ASSISTANT_MILVUS_URI to a Milvus server (http://host:19530)"
+            )
+        return 1
     return settings.workers or cpu_cores()
 
 
