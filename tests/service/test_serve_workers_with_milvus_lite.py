@@ -16,13 +16,14 @@ from tests.conftest import ROOT
 
 
 def test_milvus_lite_gets_one_worker_and_a_server_gets_one_per_core(tmp_path: Path) -> None:
-    assert serve_workers(Settings(index_dir=tmp_path, store="milvus")) == 1
+    # Explicit URIs: the Milvus rerun of the tests sets ASSISTANT_MILVUS_URI to a server.
+    assert serve_workers(Settings(index_dir=tmp_path, store="milvus", milvus_uri=None)) == 1
     assert serve_workers(Settings(index_dir=tmp_path, store="milvus", milvus_uri=str(tmp_path / "m.db"))) == 1
     server = Settings(index_dir=tmp_path, store="milvus", milvus_uri="http://127.0.0.1:19530")
     assert serve_workers(server) == cpu_cores()
     assert serve_workers(Settings(index_dir=tmp_path, store="faiss")) == cpu_cores()
     with pytest.raises(ConfigError, match=r"--workers 1.*ASSISTANT_MILVUS_URI"):
-        serve_workers(Settings(index_dir=tmp_path, store="milvus", workers=2))
+        serve_workers(Settings(index_dir=tmp_path, store="milvus", milvus_uri=None, workers=2))
 
 
 def test_serve_with_workers_over_milvus_lite_stops_at_once_with_the_fix(tmp_path: Path) -> None:
