@@ -336,6 +336,9 @@ def eval_command(
         regressions = evaluation.check_baseline(result, baseline)
         changed = evaluation.setup_changes(result, baseline)
     _print_eval(result, show_failures)
+    for written in (report, json_out, save_baseline):
+        if written is not None:  # a folder named for an output is made, as for the index
+            written.parent.mkdir(parents=True, exist_ok=True)
     if report is not None:  # only when asked: a run leaves the tracked tree as it was
         chart = report.with_suffix(".png")
         drawn = evaluation.write_chart(result, chart)  # not without matplotlib (the eval extra)

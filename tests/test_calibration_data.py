@@ -103,9 +103,11 @@ def test_the_gate_refuses_a_baseline_of_another_corpus_and_eval_writes_no_report
     work.mkdir()
     env = {"ASSISTANT_CORPUS_DIR": str(corpus), "ASSISTANT_INDEX_DIR": str(tmp_path / "index")}
     baseline = tmp_path / "baseline.json"
-    made = run("eval", "--gold", str(gold), "--save-baseline", str(baseline), env=env, cwd=work)
+    report = tmp_path / "reports" / "run.json"  # a folder that does not exist yet, as in a fresh clone
+    made = run("eval", "--gold", str(gold), "--save-baseline", str(baseline), "--json", str(report), env=env, cwd=work)
     assert made.returncode == 0, made.stderr
     assert list(work.iterdir()) == []  # no report, no chart: nothing but what was asked for
+    assert json.loads(report.read_text())["setup"]["embedding_model"]
     assert json.loads(baseline.read_text())["setup"]["answerer"] == "extractive"
 
     assert run("eval", "--gold", str(gold), "--check", str(baseline), env=env, cwd=work).returncode == 0
