@@ -8,13 +8,20 @@ processes, each with its own copy of the model, over the one index on disk:
 The supervisor holds the listening socket and restarts a worker that dies. One worker keeps the
 index up to date (start-up build, file watching); a reindex asked of any worker reaches the
 others through the index folder (assistant/service/reindex.py). Conversations live in SQLite,
-which every worker reads and writes, so any worker answers a follow-up.
+which every worker reads and writes, so any worker answers a follow-up. The workers share their
+numbers of requests in flight through a small file the supervisor makes (`WorkerLoads`): a
+worker busier than another one asks its clients to reconnect (`SpreadConnections`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import mmap
 import os
+import struct
+import tempfile
+from pathlib import Path
 
 import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,6 +33,7 @@ from assistant.service.app import create_app
 from assistant.store.milvus import is_lite
 
 GRACEFUL_SHUTDOWN_S = 30  # lets answers and a running reindex finish
+LOADS_ENV = "ASSISTANT_SERVE_LOADS_FILE"  # set by run_workers for its workers, not a setting
 
 
 def run_server(assistant: Assistant, *, host: str = "127.0.0.1", port: int = 8000, update_index: bool = True) -> None:
@@ -57,15 +65,23 @@ def run_workers(settings: Settings, workers: int, *, host: str = "127.0.0.1", po
     os.environ["ASSISTANT_WORKERS"] = str(workers)
     if not settings.onnx_threads:
         os.environ["ASSISTANT_ONNX_THREADS"] = str(max(1, cpu_cores() // workers))
-    uvicorn.run(
-        f"{__name__}:worker_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="info",
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-    )
+    handle, loads = tempfile.mkstemp(prefix="assistant-worker-loads-")
+    try:
+        os.write(handle, bytes(WorkerLoads.SIZE))
+        os.close(handle)
+        os.environ[LOADS_ENV] = loads
+        uvicorn.run(
+            f"{__name__}:worker_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        )
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(loads)
 
 
 def worker_app() -> ASGIApp:
@@ -77,7 +93,8 @@ def worker_app() -> ASGIApp:
     logging.getLogger("assistant.indexing.indexer").setLevel(logging.ERROR)
     _log_answers()
     settings = Settings()
-    return SpreadConnections(create_app(Assistant.from_settings(settings), settings, update_index=True))
+    loads = WorkerLoads.join(Path(os.environ[LOADS_ENV])) if os.environ.get(LOADS_ENV) else None
+    return SpreadConnections(create_app(Assistant.from_settings(settings), settings, update_index=True), loads)
 
 
 def serve_workers(settings: Settings) -> int:
@@ -111,34 +128,112 @@ def _log_answers() -> None:
         service_log.setLevel(logging.INFO)
 
 
+class WorkerLoads:
+    """How many requests each worker of one server is answering, in a small file they all map.
+
+    Slot i holds a worker's pid and its requests in flight (two int32); a worker takes the first
+    slot that is free or whose process is gone. Reads of the other slots take no lock: a count
+    one request stale only delays a decision by one response.
+    """
+
+    SLOTS = 64
+    SLOT = struct.Struct("=ii")
+    SIZE = SLOTS * SLOT.size
+
+    def __init__(self, memory: mmap.mmap, slot: int) -> None:
+        self.memory = memory
+        self.slot = slot
+        self.pid = os.getpid()
+
+    @classmethod
+    def join(cls, path: Path) -> WorkerLoads | None:
+        """Takes a slot in the file `run_workers` made; None when it cannot (no coordination then)."""
+        import fcntl
+
+        try:
+            with open(path, "r+b") as handle:
+                memory = mmap.mmap(handle.fileno(), cls.SIZE)
+                fcntl.flock(handle, fcntl.LOCK_EX)  # two workers starting must not take one slot
+                try:
+                    for slot in range(cls.SLOTS):
+                        pid, _ = cls.SLOT.unpack_from(memory, slot * cls.SLOT.size)
+                        if pid == 0 or not _alive(pid):
+                            cls.SLOT.pack_into(memory, slot * cls.SLOT.size, os.getpid(), 0)
+                            return cls(memory, slot)
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+        except (OSError, ValueError) as exc:
+            logging.getLogger(__name__).warning("workers cannot share their loads (%s): %s", path, exc)
+        return None
+
+    def publish(self, in_flight: int) -> None:
+        """Records this worker's requests in flight."""
+        self.SLOT.pack_into(self.memory, self.slot * self.SLOT.size, self.pid, in_flight)
+
+    def least_other(self) -> int | None:
+        """Returns the fewest requests in flight at another live worker (None: no other worker)."""
+        least = None
+        for slot in range(self.SLOTS):
+            pid, in_flight = self.SLOT.unpack_from(self.memory, slot * self.SLOT.size)
+            if pid and slot != self.slot and (least is None or in_flight < least) and _alive(pid):
+                least = in_flight
+        return least
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class SpreadConnections:
-    """ASGI middleware for one of several workers: while busy, it asks each client to reconnect.
+    """ASGI middleware for one of several workers: a worker busier than another one asks each
+    client to reconnect.
 
     Workers share one listening socket, and a connection stays with the worker that accepted
     it; clients that keep their connections open (browsers, proxies, HTTP client libraries)
-    would then load the workers unevenly for as long as they run. A worker answering other
-    requests meanwhile closes the connection after its response ("Connection: close"): the
-    client's next request opens a new one, which the idlest worker tends to accept first (its
-    event loop is the one free to). An idle worker keeps connections open: a lone client pays
-    no reconnection.
+    would then load the workers unevenly for as long as they run. A worker answering more
+    requests than the least busy other worker plus one closes the connection after its
+    response ("Connection: close"): the client's next request opens a new one, which any worker
+    may accept. Balanced workers keep connections open, since reconnecting costs CPU on both
+    sides. Without `loads` (the other workers' counts) a worker closes whenever it is
+    answering another request meanwhile.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, loads: WorkerLoads | None = None) -> None:
         self.app = app
+        self.loads = loads
         self.in_flight = 0  # only the event loop's thread touches it
+
+    def _busier(self) -> bool:
+        if self.in_flight <= 1:
+            return False
+        if self.loads is None:
+            return True
+        least = self.loads.least_other()
+        return least is not None and self.in_flight > least + 1
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        self.in_flight += 1
+        self._count(+1)
 
         async def send_or_close(message: Message) -> None:
-            if message["type"] == "http.response.start" and self.in_flight > 1:
+            if message["type"] == "http.response.start" and self._busier():
                 message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
             await send(message)
 
         try:
             await self.app(scope, receive, send_or_close)
         finally:
-            self.in_flight -= 1
+            self._count(-1)
+
+    def _count(self, change: int) -> None:
+        self.in_flight += change
+        if self.loads is not None:
+            self.loads.publish(self.in_flight)

@@ -9,7 +9,10 @@ every other run, warms it up and drives POST /api/chat with 1 and with 8 concurr
 --seconds each. Each client is a thread with its own keep-alive HTTP connection, asking the
 gold set's first-turn questions (eval/gold.jsonl) in turn. With --baseline REV the code of that
 commit (`git archive`, run from a temporary folder with this virtual environment, its own
-index) is measured too, as one process, and becomes the baseline of the ratios.
+index) is measured too, as one process, and becomes the baseline of the ratios. With
+--max-others C a measurement during which other programs took more than C cores is thrown away
+and taken again after a pause (at most --retries times): figures of a quiet machine, from a
+shared one.
 
 The load generator runs on the same cores as the server: its own CPU time per request is
 printed beside the figures, and so is the CPU that other programs took meanwhile (the machine
@@ -306,6 +309,9 @@ def main() -> None:
     parser.add_argument("--clients", default="1,8")
     parser.add_argument("--gold", type=Path, default=ROOT / "eval" / "gold.jsonl")
     parser.add_argument("--json", type=Path, help="write every measurement here")
+    parser.add_argument("--max-others", type=float, help="retake a measurement when others took more cores")
+    parser.add_argument("--retries", type=int, default=30, help="retakes per measurement (--max-others)")
+    parser.add_argument("--pause", type=float, default=20, help="seconds to wait before a retake")
     args = parser.parse_args()
     worker_counts = [int(w) for w in args.workers.split(",")]
     client_counts = [int(c) for c in args.clients.split(",")]
@@ -331,6 +337,12 @@ def main() -> None:
                     drive(server, questions, 8, args.warmup)
                     for clients in client_counts:
                         m = drive(server, questions, clients, args.seconds)
+                        for _ in range(args.retries if args.max_others is not None else 0):
+                            if m.others_cpu_s / m.seconds <= args.max_others:
+                                break
+                            print(f"  others took {m.others_cpu_s / m.seconds:.2f} cores: again", flush=True)
+                            time.sleep(args.pause)
+                            m = drive(server, questions, clients, args.seconds)
                         m.label = setup.label
                         measurements.append(m)
                         print(

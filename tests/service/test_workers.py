@@ -31,7 +31,7 @@ from assistant.embedding import Embedder
 from assistant.pipeline import Assistant
 from assistant.service.app import create_app
 from assistant.service.reindex import Reindexer
-from assistant.service.server import SpreadConnections, cpu_cores, serve_workers
+from assistant.service.server import SpreadConnections, WorkerLoads, cpu_cores, serve_workers
 from assistant.store.index_store import current_version
 from tests.conftest import ROOT, FakeEmbedder
 from tests.service.conftest import ADMIN_KEY, live_server
@@ -90,7 +90,8 @@ def serve_workers_process(tmp_path: Path, index: Path, corpus: Path, workers: in
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_") or k == "ASSISTANT_STORE"}
-    env.update(ASSISTANT_DATA_DIR=str(tmp_path / "data"), ASSISTANT_ADMIN_KEYS=ADMIN_KEY)
+    (tmp_path / "tmp").mkdir()  # where the supervisor puts the workers' shared load counts
+    env.update(ASSISTANT_DATA_DIR=str(tmp_path / "data"), ASSISTANT_ADMIN_KEYS=ADMIN_KEY, TMPDIR=str(tmp_path / "tmp"))
     command = [sys.executable, "-m", "assistant.cli", "serve", "--port", str(port), "--workers", str(workers)]
     command += ["--index", str(index), "--corpus", str(corpus)]
     log = tmp_path / "server.log"
@@ -227,6 +228,7 @@ def test_two_workers_build_once_and_a_reindex_reaches_both_with_no_failed_reques
     answers = re.findall(r"\[(\d+)\]: answer route=chat question_chars=(\d+) ", log)
     answered_by = {pid for pid, chars in answers if int(chars) in lengths}
     assert answered_by == {str(pid) for pid in workers}  # the conversation went on in both workers
+    assert not list((tmp_path / "tmp").glob("assistant-worker-loads-*"))  # the supervisor cleaned up
 
 
 def _ready(served: Served) -> bool:
@@ -346,30 +348,65 @@ def test_reindexes_in_two_processes_take_turns(
 # -- the pieces -----------------------------------------------------------------------------
 
 
-def test_a_busy_worker_asks_clients_to_reconnect_and_an_idle_one_does_not() -> None:
-    release = threading.Event()
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return
-        if scope["path"] == "/slow":
-            while not release.is_set():
-                await asyncio.sleep(0.01)
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
-        await send({"type": "http.response.body", "body": b"ok"})
-
-    with live_server(SpreadConnections(app)) as server, server.client() as client:
-        assert "close" not in client.get("/fast").headers.get("connection", "")
+@contextlib.contextmanager
+def _one_slow_request(app: SpreadConnections) -> Iterator[httpx.Client]:
+    """Serves `app` with one request to /slow in flight until the block ends; yields a client."""
+    with live_server(app) as server, server.client() as client:
         slow = threading.Thread(target=lambda: httpx.get(f"{server.url}/slow", timeout=30))
         slow.start()
         try:
             time.sleep(0.3)  # the slow request is in flight
-            busy = client.get("/fast")
-            assert busy.headers["connection"] == "close"
+            yield client
         finally:
-            release.set()
+            RELEASE.set()
             slow.join(30)
-        assert "close" not in client.get("/fast").headers.get("connection", "")
+            RELEASE.clear()
+
+
+RELEASE = threading.Event()
+
+
+async def _slow_or_fast(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] != "http":
+        return
+    if scope["path"] == "/slow":
+        while not RELEASE.is_set():
+            await asyncio.sleep(0.01)
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def _closes(client: httpx.Client) -> bool:
+    return "close" in client.get("/fast").headers.get("connection", "")
+
+
+def test_a_busy_worker_asks_clients_to_reconnect_and_an_idle_one_does_not() -> None:
+    app = SpreadConnections(_slow_or_fast)  # without the other workers' loads
+    with live_server(app) as server, server.client() as client:
+        assert not _closes(client)
+    with _one_slow_request(app) as client:
+        assert _closes(client)
+
+
+def test_a_worker_busier_than_another_asks_clients_to_reconnect_and_a_balanced_one_does_not(tmp_path: Path) -> None:
+    loads = tmp_path / "loads"
+    loads.write_bytes(bytes(WorkerLoads.SIZE))
+    mine, other = WorkerLoads.join(loads), WorkerLoads.join(loads)
+    assert mine is not None and other is not None and mine.slot != other.slot
+    app = SpreadConnections(_slow_or_fast, mine)
+    with _one_slow_request(app) as client:  # two requests in flight here, with this one
+        other.publish(0)
+        assert _closes(client)  # 2 > 0 + 1: the idle worker should take the next request
+        other.publish(1)
+        assert not _closes(client)  # as balanced as 3 requests can be: no reconnection
+        other.publish(3)
+        assert not _closes(client)
+    # A worker that died leaves its slot behind: it counts for nothing, and a new worker takes it.
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    other.pid = int(gone.stdout)
+    other.publish(0)
+    assert mine.least_other() is None
+    assert WorkerLoads.join(loads).slot == other.slot  # type: ignore[union-attr]
 
 
 def test_workers_default_to_one_per_core_and_onnx_threads_reach_both_models(tmp_path: Path) -> None:
