@@ -81,18 +81,28 @@ def start_server(workdir: Path, port: int, workers: int = 1) -> subprocess.Popen
         stderr=subprocess.STDOUT,
         cwd=workdir,
     )
-    deadline = time.monotonic() + 300
+    if not wait_ready(process, f"http://127.0.0.1:{port}", workdir / "server.log"):
+        process.kill()
+        raise SystemExit("the server did not become ready within 300 s")
+    return process
+
+
+def wait_ready(process: subprocess.Popen[bytes], url: str, log: Path, timeout: float = 300) -> bool:
+    """Waits until the server at `url` answers /readyz with 200; False after `timeout` seconds.
+
+    Exits (naming its log) as soon as the server process ends.
+    """
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"the server exited; see {workdir / 'server.log'}")
+            raise SystemExit(f"the server exited; see {log}")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return process
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return True
         except httpx.HTTPError:
             pass
-        time.sleep(0.5)
-    process.kill()
-    raise SystemExit("the server did not become ready within 300 s")
+        time.sleep(0.25)
+    return False
 
 
 def one_request(client: httpx.Client, question: str, stream: bool) -> None:

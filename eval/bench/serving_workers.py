@@ -32,7 +32,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,16 +43,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from load import free_port, wait_ready  # this folder's load generator: started the same way
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSWER_LINE = re.compile(r"(?:\[(\d+)\]: |: )answer route=chat ")
-
-
-def free_port() -> int:
-    """Returns a loopback port that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def gold_questions(path: Path) -> list[str]:
@@ -191,16 +184,8 @@ def start_server(work: Path, setup: Setup, corpus_dir: Path, name: str) -> Serve
     with log.open("wb") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
     server = Server(process, port, setup.workers, log)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the server exited; see {log}")
-        try:
-            if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
+    if wait_ready(process, server.url, log):
+        return server
     server.stop()
     raise SystemExit(f"the server did not become ready within 300 s; see {log}")
 
