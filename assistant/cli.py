@@ -431,10 +431,15 @@ def bench(
         Path | None, typer.Option("--gold", help="Questions for ask/chat (default: eval/gold.jsonl).")
     ] = None,
     runs: Annotated[int, typer.Option("--runs", min=1, help="Runs per figure (median, min, max).")] = 5,
-    quick: Annotated[bool, flag("--quick", help="Skip the slow parts: 1M vectors, peers.")] = False,
+    quick: Annotated[
+        bool,
+        flag("--quick", help="Skip or shrink the slow parts: 1M vectors, peers, 0.5 MB scaling, 3 s worker runs."),
+    ] = False,
     only: Annotated[
         list[str] | None,
-        typer.Option("--only", help="Run only this section (repeatable): index, ask, chat, ann, peers."),
+        typer.Option(
+            "--only", help="Run only this section (repeatable): index, ask, chat, workers, scaling, ann, peers."
+        ),
     ] = None,
     as_json: Annotated[bool, flag("--json", help="Print the report as JSON.")] = False,
     markdown: Annotated[bool, flag("--markdown", help="Print Markdown tables (for the README).")] = False,
@@ -487,6 +492,8 @@ def bench(
 def _print_bench(report: Any) -> None:
     from rich.table import Table
 
+    from assistant.bench import benchmark
+
     m = report.machine
     out.print(
         f"[bold]{m['cores']} cores, {m['memory_gib']} GiB[/], {escape(m['cpu'])}, Python {m['python']}; "
@@ -523,7 +530,7 @@ def _print_bench(report: Any) -> None:
         for key in keys:
             sub.add_column(key)
         for row in rows:
-            sub.add_row(*("" if row.get(k) is None else str(row.get(k)) for k in keys))
+            sub.add_row(*(benchmark.table_cell(row.get(k)) for k in keys))
         out.print(sub)
     for section, reason in report.skipped.items():
         out.print(f"[yellow]skipped {section}:[/] {escape(reason)}")

@@ -13,9 +13,12 @@ import numpy as np
 import pytest
 
 from assistant.bench.benchmark import (
+    BenchOptions,
     BenchReport,
     Figure,
     SyntheticSpace,
+    _bench_scaling,
+    _bench_workers,
     markdown_report,
     measure_ann,
     measure_keyword,
@@ -92,6 +95,94 @@ def test_markdown_report_lists_every_figure() -> None:
     assert "ask total p50" in text and "✓" in text and "vectors, hnsw" in text and "--quick" in text
 
 
+def _script_writing(path: Path, result: dict[str, object], exit_code: int = 0) -> Path:
+    """An eval/bench stand-in that writes `result` to its --json file (or fails)."""
+    path.write_text(
+        "import json, sys\n"
+        f"if {exit_code}:\n    print('SQuAD file not found'); sys.exit({exit_code})\n"
+        f"open(sys.argv[sys.argv.index('--json') + 1], 'w').write(json.dumps({result!r}))\n"
+    )
+    return path
+
+
+def _case(rates: list[float], s_per_mb: list[float]) -> dict[str, object]:
+    return {
+        "runs": len(rates),
+        "files": 1,
+        "mb": 1.0,
+        "chunks": 100,
+        "seconds": 1.0,
+        "stages": {},
+        "runs_chunks_per_s": rates,
+        "runs_s_per_mb": s_per_mb,
+        "runs_peak_rss_mb": [500.0] * len(rates),
+    }
+
+
+def _machine() -> dict[str, object]:
+    return {"cores": 2, "memory_gib": 24, "cpu": "x", "python": "3.11", "load_average_start": [0.1]}
+
+
+def test_scaling_section_reports_ratios_within_each_run(tmp_path: Path) -> None:
+    # Run 1: one file at 90% of the many-files rate; run 2 at 80%: the median ratio is 0.85.
+    result = {
+        "today": {
+            "many": _case([100.0, 50.0], [10.0, 20.0]),
+            "single": _case([90.0, 40.0], [11.0, 25.0]),
+            "hostile": _case([60.0, 30.0], [22.0, 25.0]),
+        }
+    }
+    options = BenchOptions(tmp_path, indexing_scaling=_script_writing(tmp_path / "scaling.py", result))
+    report = BenchReport(_machine())
+    _bench_scaling(options, report, tmp_path, lambda message: None)
+    figures = {f.name: f for f in report.figures}
+    ratio = figures["one file / many files, chunk rate"]
+    assert ratio.values == pytest.approx([0.9, 0.8]) and ratio.median == pytest.approx(0.85) and ratio.meets
+    hostile = figures["hostile / prose, seconds per MB"]
+    assert hostile.values == pytest.approx([2.0, 1.0]) and hostile.meets  # median 1.5 <= 2
+    assert figures["prose as one file, seconds per MB"].median == pytest.approx(18.0)
+    assert [row["case"] for row in report.tables["scaling"]] == ["many", "single", "hostile"]
+    assert "✓" in "\n".join(markdown_report(report)) and "≥ 0.85" in "\n".join(markdown_report(report))
+
+
+def test_workers_section_reports_the_ratio_and_the_memory_of_a_worker(tmp_path: Path) -> None:
+    def row(workers: int, clients: int, throughput: list[float], ratios: list[float]) -> dict[str, object]:
+        return {
+            "server": f"{workers} workers",
+            "workers": workers,
+            "clients": clients,
+            "throughput_rps": throughput[0],
+            "throughput_runs": throughput,
+            "ratio_runs": ratios,
+            "p95_over_p50_runs": [1.5, 2.5, 1.7],
+        }
+
+    result = {
+        "rows": [
+            row(1, 1, [80.0, 80.0, 80.0], [1.0, 1.0, 1.0]),
+            row(1, 8, [90.0, 100.0, 95.0], [1.0, 1.0, 1.0]),
+            row(2, 8, [160.0, 190.0, 170.0], [1.78, 1.9, 1.79]),
+        ],
+        "extra_worker_pss_mb": {"2 workers": 150.0},
+    }
+    options = BenchOptions(tmp_path, serving_workers=_script_writing(tmp_path / "workers.py", result))
+    report = BenchReport(_machine())
+    _bench_workers(options, report, tmp_path, lambda message: None)
+    figures = {f.name: f for f in report.figures}
+    ratio = figures["2 workers / 1 process, throughput at 8 clients"]
+    assert ratio.median == pytest.approx(1.79) and not ratio.meets  # 1.79 < 1.8
+    assert figures["2 workers, p95/p50 at 8 clients"].median == pytest.approx(1.7)
+    assert figures["memory each extra worker adds (PSS)"].values == [150.0]
+    assert "throughput_runs" not in report.tables["workers"][0]
+
+
+def test_a_section_whose_script_fails_is_skipped_with_its_message(tmp_path: Path) -> None:
+    options = BenchOptions(tmp_path, indexing_scaling=_script_writing(tmp_path / "scaling.py", {}, exit_code=3))
+    report = BenchReport(_machine())
+    _bench_scaling(options, report, tmp_path, lambda message: None)
+    assert not report.figures and "SQuAD file not found" in report.skipped["scaling"]
+
+
 @pytest.mark.slow
 def test_quick_bench_runs_every_section(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
@@ -136,11 +227,23 @@ def test_quick_bench_runs_every_section(tmp_path: Path) -> None:
         "ask answer p95",
         "/api/chat p95, 1 client",
         "/api/chat p95, 8 clients",
+        "ask (reader) total p50",
+        "ask (reader) total p95",
         "peak memory, cold index",
         "peak memory, server",
+        "memory, server in all (PSS)",
+        "2 workers / 1 process, throughput at 8 clients",
+        "2 workers, p95/p50 at 8 clients",
+        "memory each extra worker adds (PSS)",
         "index size (version folder)",
     ):
         assert expected in names
     assert {r["what"] for r in report["tables"]["ann"]} >= {"vectors, flat", "vectors, hnsw"}
     assert report["skipped"]["peers"] == "--quick"
+    # Indexing scaling reads SQuAD prose from ../shared beside the repository: there, its figures;
+    # elsewhere, a skip that names the missing file.
+    if (ROOT.parent / "shared" / "data" / "squad" / "squad11-train.json.gz").is_file():
+        assert {"one file / many files, chunk rate", "hostile / prose, seconds per MB"} <= names
+    else:
+        assert "not found" in report["skipped"]["scaling"]
     assert report["machine"]["cores"] >= 1 and report["machine"]["memory_gib"] > 0

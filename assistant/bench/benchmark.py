@@ -7,8 +7,14 @@ and load (figures taken while other jobs run are noisy: the load average says so
     index   cold index (index folder and embedding cache removed), no-op reindex, reindex after
             one changed document: wall time of `assistant index` in a child process, interpreter
             start included; peak memory of that process; size of the index version folder
-    ask     warm `Assistant.ask` over the gold questions: p50/p95 of retrieval, answer, total
-    chat    POST /api/chat against `assistant serve`, 1 and 8 concurrent clients: p50/p95
+    ask     warm `Assistant.ask` over the gold questions, with the extractive answerer and with
+            the trained reader: p50/p95 of retrieval, answer, total
+    chat    POST /api/chat against `assistant serve` (its default workers), 1 and 8 concurrent
+            clients: p50/p95, throughput; memory of all the server's processes
+    workers eval/bench/serving_workers.py: one process against two workers in the same run, 8
+            clients: throughput ratio, p95/p50, memory each extra worker adds
+    scaling eval/bench/indexing_scaling.py: 10 MB of prose as one file and as many files, and
+            hostile text (random words, one endless line): chunk rates, seconds, peak memory
     ann     synthetic vectors (clustered, with the decaying spectrum of sentence embeddings):
             FAISS flat vs the store's approximate index, build time, memory, query latency and
             recall@10 against exact search; BM25 query latency over a synthetic Zipf corpus;
@@ -17,6 +23,8 @@ and load (figures taken while other jobs run are noisy: the load average says so
             per-question vector work (search top 50, fetch 60 candidate vectors)
     peers   eval/bench/side_by_side.py: this assistant vs BM25 vs LlamaIndex's default pipeline
 
+The load generators run on the same cores as the servers they measure; every section prints the
+machine's load average, and the workers section the CPU other programs took meanwhile.
 Latency is printed here, never asserted in tests. Nothing in this module prints: the CLI does.
 """
 
@@ -43,17 +51,26 @@ from typing import Any
 
 import numpy as np
 
-SECTIONS = ("index", "ask", "chat", "ann", "peers")
+SECTIONS = ("index", "ask", "chat", "workers", "scaling", "ann", "peers")
 
-# Targets of the performance issue on a 2-core machine (upper bounds unless said otherwise).
+# Targets of the performance issues on a 2-core machine: upper bounds, except those named in
+# HIGHER_IS_BETTER, which are lower bounds.
 TARGETS: dict[str, float] = {
-    "cold index": 8.0,
-    "no-op reindex": 1.0,
+    "cold index": 3.0,
+    "no-op reindex": 0.5,
     "reindex, one document changed": 2.0,
     "ask total p50": 40.0,
     "ask total p95": 80.0,
+    "ask (reader) total p50": 40.0,
+    "ask (reader) total p95": 80.0,
     "/api/chat p95, 8 clients": 100.0,
+    "2 workers / 1 process, throughput at 8 clients": 1.8,
+    "2 workers, p95/p50 at 8 clients": 2.0,
+    "one file / many files, chunk rate": 0.85,
+    "prose as one file, seconds per MB": 18.0,  # 10 MB in 3 minutes
+    "hostile / prose, seconds per MB": 2.0,
 }
+HIGHER_IS_BETTER = {"2 workers / 1 process, throughput at 8 clients", "one file / many files, chunk rate"}
 
 FALLBACK_QUESTIONS = (
     "Which partners hold a Gold label?",
@@ -243,13 +260,33 @@ def start_server(
     raise RuntimeError(f"the server did not become ready within {timeout_s:.0f} s")
 
 
-def peak_rss_mb(pid: int) -> float | None:
-    """Returns a running process's peak resident memory (VmHWM) in MB, where /proc has it."""
-    with contextlib.suppress(OSError, ValueError):
+def process_tree(pid: int) -> list[int]:
+    """Returns a process and all its descendants."""
+    found, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        found.append(current)
+        try:
+            for task in os.listdir(f"/proc/{current}/task"):
+                queue.extend(int(p) for p in Path(f"/proc/{current}/task/{task}/children").read_text().split())
+        except OSError:
+            continue
+    return found
+
+
+def memory_mb(pid: int) -> dict[str, float]:
+    """Returns a process's resident memory (RSS), its peak (HWM) and its proportional share (PSS), in MB."""
+    out: dict[str, float] = {}
+    try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return None
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                out[line.split(":")[0][2:].lower()] = int(line.split()[1]) / 1024
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                out["pss"] = int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return out
 
 
 def run_concurrently(
@@ -300,6 +337,9 @@ class BenchOptions:
     ann_sizes: tuple[int, ...] = ()
     workdir: Path | None = None
     side_by_side: Path = Path("eval/bench/side_by_side.py")
+    serving_workers: Path = Path("eval/bench/serving_workers.py")
+    indexing_scaling: Path = Path("eval/bench/indexing_scaling.py")
+    scaling_mb: float = 10.0  # size of each indexing-scaling corpus (--quick: 0.5)
     store: str = "faiss"  # "milvus" adds the Milvus store to the ann section
     milvus_uri: str | None = None  # a Milvus server; None: Milvus Lite in the work folder
 
@@ -343,6 +383,10 @@ def run_benchmark(options: BenchOptions, log: Log | None = None) -> BenchReport:
             _bench_ask(options, report, corpus, index_dir, say)
         if options.wants("chat"):
             _bench_chat(options, report, corpus, index_dir, work, say)
+        if options.wants("workers"):
+            _bench_workers(options, report, work, say)
+        if options.wants("scaling"):
+            _bench_scaling(options, report, work, say)
         if options.wants("ann"):
             _bench_ann(options, report, say, work)
         if options.wants("peers"):
@@ -362,10 +406,10 @@ def _workdir(given: Path | None) -> Iterator[Path]:
         yield Path(folder)
 
 
-def _settings(corpus: Path, index_dir: Path, data_dir: Path) -> Any:
+def _settings(corpus: Path, index_dir: Path, data_dir: Path, answerer: str = "extractive") -> Any:
     from assistant.config import Settings
 
-    return Settings(corpus_dir=corpus, index_dir=index_dir, data_dir=data_dir)
+    return Settings(corpus_dir=corpus, index_dir=index_dir, data_dir=data_dir, answerer=answerer)
 
 
 def _bench_index(
@@ -444,25 +488,27 @@ def _bench_index(
 def _bench_ask(options: BenchOptions, report: BenchReport, corpus: Path, index_dir: Path, say: Log) -> None:
     from assistant.pipeline import Assistant
 
-    assistant = Assistant(_settings(corpus, index_dir, index_dir.parent / "data"))
     questions = load_questions(options.gold)
     if options.quick:
         questions = questions[:20]
-    say(f"ask: {len(questions)} questions x {options.runs} runs, warm")
-    for question, history in questions:  # warm-up: model, index files, caches
-        assistant.ask(question, history)
-    series: dict[str, list[float]] = {}
-    for _ in range(options.runs):
-        timings: dict[str, list[float]] = {"retrieval": [], "answer": [], "total": []}
-        for question, history in questions:
-            answer = assistant.ask(question, history)
-            for key in timings:
-                timings[key].append(answer.timings_ms[key])
-        for key, values in timings.items():
-            for q in (50, 95):
-                series.setdefault(f"ask {key} p{q}", []).append(percentile(values, q))
-    for name, values in series.items():
-        report.figures.append(Figure("ask", name, "ms", values, TARGETS.get(name)))
+    # The extractive answerer (the default) and the trained reader, one after the other.
+    for answerer, label in (("extractive", "ask"), ("reader", "ask (reader)")):
+        assistant = Assistant(_settings(corpus, index_dir, index_dir.parent / "data", answerer))
+        say(f"{label}: {len(questions)} questions x {options.runs} runs, warm")
+        for question, history in questions:  # warm-up: model, index files, caches
+            assistant.ask(question, history)
+        series: dict[str, list[float]] = {}
+        for _ in range(options.runs):
+            timings: dict[str, list[float]] = {"retrieval": [], "answer": [], "total": []}
+            for question, history in questions:
+                answer = assistant.ask(question, history)
+                for key in timings:
+                    timings[key].append(answer.timings_ms[key])
+            for key, values in timings.items():
+                for q in (50, 95):
+                    series.setdefault(f"{label} {key} p{q}", []).append(percentile(values, q))
+        for name, values in series.items():
+            report.figures.append(Figure("ask", name, "ms", values, TARGETS.get(name)))
     report.figures.append(
         Figure(
             "memory",
@@ -505,12 +551,126 @@ def _bench_chat(
                 )
             )
             add(Figure("chat", f"/api/chat throughput, {label}", "req/s", rate))
-        peak = peak_rss_mb(server.pid)
-        if peak is not None:
-            report.figures.append(Figure("memory", "peak memory, server", "MB", [peak]))
+        processes = [memory_mb(pid) for pid in process_tree(server.pid)]
+        peaks = [p["hwm"] for p in processes if "hwm" in p]
+        if peaks:
+            report.figures.append(
+                Figure(
+                    "memory",
+                    "peak memory, server",
+                    "MB",
+                    [max(peaks)],
+                    note=f"the largest of its {len(peaks)} processes (supervisor and workers)",
+                )
+            )
+        shared = [p["pss"] for p in processes if "pss" in p]
+        if shared:
+            report.figures.append(
+                Figure(
+                    "memory",
+                    "memory, server in all (PSS)",
+                    "MB",
+                    [sum(shared)],
+                    note="proportional set size summed over its processes: shared pages counted once",
+                )
+            )
     finally:
         server.terminate()
         server.wait(60)
+
+
+def _run_script(script: Path, args: Sequence[str], out: Path, what: str, say: Log) -> dict[str, Any] | str:
+    """Runs an eval/bench script that writes `--json out` -> its JSON, or why it could not run."""
+    if not script.is_file():
+        return f"{script} not found (run from the repository's root)"
+    say(f"{what}: {script} {' '.join(args)}")
+    result = run_child([sys.executable, str(script), *args, "--json", str(out)])
+    if result.returncode != 0 or not out.is_file():
+        return f"{script.name} failed: {result.output.strip()[-400:]}"
+    loaded: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    return loaded
+
+
+def _bench_workers(options: BenchOptions, report: BenchReport, work: Path, say: Log) -> None:
+    runs, seconds, warmup = (1, 3, 1) if options.quick else (options.runs, 10, 3)
+    args = ["--runs", str(runs), "--seconds", str(seconds), "--warmup", str(warmup), "--workers", "1,2"]
+    args += ["--corpus", str(options.corpus_dir)]
+    if options.gold is not None:
+        args += ["--gold", str(options.gold)]
+    found = _run_script(options.serving_workers, args, work / "serving_workers.json", "workers", say)
+    if isinstance(found, str):
+        report.skipped["workers"] = found
+        return
+    rows = found["rows"]
+    report.tables["workers"] = [{k: v for k, v in row.items() if not k.endswith("_runs")} for row in rows]
+    at8 = {row["workers"]: row for row in rows if row["clients"] == 8}
+    add = report.figures.append
+    for workers, row in sorted(at8.items()):
+        label = "1 process" if workers == 1 else f"{workers} workers"
+        add(
+            Figure(
+                "workers", f"throughput at 8 clients, {label}", "req/s", row["throughput_runs"], higher_is_better=True
+            )
+        )
+        add(
+            Figure(
+                "workers",
+                f"{label}, p95/p50 at 8 clients",
+                "",
+                row["p95_over_p50_runs"],
+                TARGETS.get(f"{label}, p95/p50 at 8 clients"),
+            )
+        )
+    if 2 in at8:
+        add(
+            Figure(
+                "workers",
+                "2 workers / 1 process, throughput at 8 clients",
+                "x",
+                at8[2]["ratio_runs"],
+                TARGETS["2 workers / 1 process, throughput at 8 clients"],
+                higher_is_better=True,
+                note="ratio within each run; the load generator shares the cores",
+            )
+        )
+    for extra in found.get("extra_worker_pss_mb", {}).values():
+        add(Figure("memory", "memory each extra worker adds (PSS)", "MB", [extra]))
+
+
+def _bench_scaling(options: BenchOptions, report: BenchReport, work: Path, say: Log) -> None:
+    mb, runs = (0.5, 1) if options.quick else (options.scaling_mb, min(options.runs, 3))
+    args = ["--mb", f"{mb:g}", "--runs", str(runs), "--cases", "many,single,hostile"]
+    found = _run_script(options.indexing_scaling, args, work / "indexing_scaling.json", "scaling", say)
+    if isinstance(found, str):
+        report.skipped["scaling"] = found
+        return
+    cases = found["today"]
+    report.tables["scaling"] = [
+        {"case": case, **{k: v for k, v in row.items() if not k.startswith("runs_") and k != "stages"}}
+        for case, row in cases.items()
+    ]
+    many, single, hostile = cases["many"], cases["single"], cases["hostile"]
+    add = report.figures.append
+    note = f"{mb:g} MB of SQuAD prose"
+    add(
+        Figure(
+            "scaling", "chunk rate, many files", "chunks/s", many["runs_chunks_per_s"], note=note, higher_is_better=True
+        )
+    )
+    add(
+        Figure(
+            "scaling", "chunk rate, one file", "chunks/s", single["runs_chunks_per_s"], note=note, higher_is_better=True
+        )
+    )
+    ratios = [s / m for s, m in zip(single["runs_chunks_per_s"], many["runs_chunks_per_s"], strict=True)]
+    name = "one file / many files, chunk rate"
+    add(Figure("scaling", name, "x", ratios, TARGETS[name], higher_is_better=True, note="ratio within each run"))
+    name = "prose as one file, seconds per MB"
+    add(Figure("scaling", name, "s", single["runs_s_per_mb"], TARGETS[name], note=note))
+    hostile_ratio = [h / s for h, s in zip(hostile["runs_s_per_mb"], single["runs_s_per_mb"], strict=True)]
+    name = "hostile / prose, seconds per MB"
+    add(Figure("scaling", name, "x", hostile_ratio, TARGETS[name], note="random words, one endless line"))
+    add(Figure("memory", "peak memory, indexing one file", "MB", single["runs_peak_rss_mb"], note=note))
 
 
 # ------------------------------------------------------------------ synthetic corpora
@@ -751,7 +911,7 @@ def measure_ann(
             index = FaissIndex.build(vectors, approximate_threshold=n if kind == "flat" else 0)
             build_s.append(time.perf_counter() - started)
         assert index is not None
-        memory_mb = _rss_mb() - rss_before
+        added_mb = _rss_mb() - rss_before
         with tempfile.TemporaryDirectory() as folder:
             index.save(Path(folder) / "index.faiss")
             file_mb = (Path(folder) / "index.faiss").stat().st_size / 1e6
@@ -777,7 +937,7 @@ def measure_ann(
             "n": n,
             "build_s": round(statistics.median(build_s), 2),
             "builds": builds,
-            "memory_mb": round(max(memory_mb, 0.0), 1),
+            "memory_mb": round(max(added_mb, 0.0), 1),
             "file_mb": round(file_mb, 1),
             "query_ms_p50": round(statistics.median(p50), 3),
             "query_ms_p95": round(statistics.median(p95), 3),
@@ -830,7 +990,7 @@ def measure_keyword(
     started = time.perf_counter()
     keyword = KeywordIndex.build(with_phrases(doc) for doc in zipf_documents(n, vocabulary, words))
     build_s = time.perf_counter() - started
-    memory_mb = _rss_mb() - rss_before
+    added_mb = _rss_mb() - rss_before
     rng = np.random.default_rng(5)
     # Questions of 3-6 words: mostly mid-frequency words, sometimes a frequent one.
     texts = [
@@ -851,7 +1011,7 @@ def measure_keyword(
         "n": n,
         "build_s": round(build_s, 2),
         "builds": 1,
-        "memory_mb": round(max(memory_mb, 0.0), 1),
+        "memory_mb": round(max(added_mb, 0.0), 1),
         "vocabulary": len(keyword.vocabulary),
         "query_ms_p50": round(statistics.median(p50), 3),
         "query_ms_p95": round(statistics.median(p95), 3),
@@ -912,6 +1072,15 @@ def _bench_peers(options: BenchOptions, report: BenchReport, work: Path, say: Lo
 # ------------------------------------------------------------------------------ output
 
 
+def table_cell(value: Any) -> str:
+    """Formats one value of a table row: floats to three significant digits, None as nothing."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+    return str(value)
+
+
 def markdown_report(report: BenchReport) -> list[str]:
     """Returns the report as Markdown lines (the README's Performance section pastes them)."""
     m = report.machine
@@ -927,7 +1096,8 @@ def markdown_report(report: BenchReport) -> list[str]:
         )
     lines += ["", "| figure | median | min–max | runs | target |", "|---|---:|---:|---:|---|"]
     for f in report.figures:
-        target = "" if f.target is None else f"≤ {f.target:g} {f.unit}"
+        bound = "≥" if f.higher_is_better else "≤"
+        target = "" if f.target is None else f"{bound} {f.target:g} {f.unit}"
         if f.meets is not None:
             target += " ✓" if f.meets else " ✗"
         lines.append(
@@ -939,7 +1109,7 @@ def markdown_report(report: BenchReport) -> list[str]:
             continue
         keys = [k for k in rows[0] if k not in {"note", "threads", "query_ms_p50_range"}]
         lines += ["", f"{name}:", "", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-        lines += ["| " + " | ".join("" if r.get(k) is None else str(r.get(k)) for k in keys) + " |" for r in rows]
+        lines += ["| " + " | ".join(table_cell(r.get(k)) for k in keys) + " |" for r in rows]
     for section, reason in report.skipped.items():
         lines.append(f"\nSkipped {section}: {reason}")
     return lines

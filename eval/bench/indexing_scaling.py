@@ -200,6 +200,11 @@ def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "s_per_mb": statistics.median(r["seconds"] / r["mb"] for r in runs),
         "peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in runs),
         "stages": {s: statistics.median(r["stages"][s] for r in runs) for s in STAGES},
+        # per run, in run order, for callers that report their own medians (`assistant bench`)
+        "runs_seconds": [r["seconds"] for r in runs],
+        "runs_chunks_per_s": rates,
+        "runs_s_per_mb": [r["seconds"] / r["mb"] for r in runs],
+        "runs_peak_rss_mb": [r["peak_rss_mb"] for r in runs],
     }
 
 
@@ -254,6 +259,8 @@ def main() -> None:  # pragma: no cover - the command line
         child(args.child[0], args.child[1], args.profile)
         return
     cases = [c for c in args.cases.split(",") if c]
+    if not args.squad.is_file():
+        raise SystemExit(f"{args.squad} not found: the prose comes from SQuAD 1.1 training articles; pass --squad FILE")
     versions: dict[str, Path | None] = {"today": None}
     if args.against is not None:
         versions = {"against": args.against.resolve(), "today": None}

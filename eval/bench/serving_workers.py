@@ -45,6 +45,8 @@ from typing import Any
 import httpx
 from load import free_port, wait_ready  # this folder's load generator: started the same way
 
+from assistant.bench.benchmark import memory_mb, process_tree
+
 ROOT = Path(__file__).resolve().parents[2]
 ANSWER_LINE = re.compile(r"(?:\[(\d+)\]: |: )answer route=chat ")
 
@@ -82,35 +84,6 @@ def machine_busy_seconds() -> float:
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     idle = values[3] + values[4]  # idle and iowait
     return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def process_tree(pid: int) -> list[int]:
-    """Returns a process and all its descendants."""
-    found, queue = [], [pid]
-    while queue:
-        current = queue.pop()
-        found.append(current)
-        try:
-            for task in os.listdir(f"/proc/{current}/task"):
-                queue.extend(int(p) for p in Path(f"/proc/{current}/task/{task}/children").read_text().split())
-        except OSError:
-            continue
-    return found
-
-
-def memory_mb(pid: int) -> dict[str, float]:
-    """Returns a process's resident memory (RSS), its peak (HWM) and its proportional share (PSS), in MB."""
-    out: dict[str, float] = {}
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(("VmRSS:", "VmHWM:")):
-                out[line.split(":")[0][2:].lower()] = int(line.split()[1]) / 1024
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                out["pss"] = int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return out
 
 
 def role(pid: int, server_pid: int, workers: int) -> str:
@@ -293,6 +266,7 @@ def main() -> None:
     parser.add_argument("--baseline", help="also measure this commit's code, as one process, as the baseline")
     parser.add_argument("--clients", default="1,8")
     parser.add_argument("--gold", type=Path, default=ROOT / "eval" / "gold.jsonl")
+    parser.add_argument("--corpus", type=Path, default=ROOT / "corpus", help="the documents the server answers from")
     parser.add_argument("--json", type=Path, help="write every measurement here")
     parser.add_argument("--max-others", type=float, help="retake a measurement when others took more cores")
     parser.add_argument("--retries", type=int, default=30, help="retakes per measurement (--max-others)")
@@ -309,7 +283,7 @@ def main() -> None:
     memory: dict[str, list[list[dict[str, Any]]]] = {}
     try:
         corpus = work / "corpus"
-        shutil.copytree(ROOT / "corpus", corpus)
+        shutil.copytree(args.corpus, corpus)
         index = build_index(work, corpus, "this")
         setups = [Setup(f"{w} worker{'s' if w > 1 else ''}", w, None, index) for w in worker_counts]
         if args.baseline:
@@ -388,6 +362,10 @@ def report(
                 "generator_cpu_ms_per_request": median([1000 * m.generator_cpu_s / max(1, m.requests) for m in ms]),
                 "others_cores": median([m.others_cpu_s / m.seconds for m in ms]),
                 "failed": sum(m.failed for m in ms),
+                # per run, in run order, for callers that report their own medians (`assistant bench`)
+                "throughput_runs": [m.throughput for m in ms],
+                "ratio_runs": ratios,
+                "p95_over_p50_runs": [m.percentile(95) / m.percentile(50) for m in ms],
             }
             rows.append(row)
             print(
@@ -413,9 +391,11 @@ def report(
         )
         print(f"  {setup.label}: {parts}; PSS in all {totals[setup.label]:.0f}")
     ours = [s for s in setups if s.code is None]
+    extra_mb: dict[str, float] = {}
     for setup in ours[1:]:
         if setup.workers > ours[0].workers:
             extra = (totals[setup.label] - totals[ours[0].label]) / (setup.workers - ours[0].workers)
+            extra_mb[setup.label] = extra
             print(f"  each worker beyond {ours[0].workers} adds {extra:.0f} MB (PSS in all, supervisor included)")
     print(f"load average at end {os.getloadavg()[0]:.2f}")
     if args.json:
@@ -424,6 +404,8 @@ def report(
                 {
                     "rows": rows,
                     "memory": memory,
+                    "pss_total_mb": totals,
+                    "extra_worker_pss_mb": extra_mb,
                     "runs": [m.__dict__ | {"throughput_rps": m.throughput} for m in measurements],
                 },
                 indent=2,
