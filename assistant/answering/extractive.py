@@ -37,12 +37,6 @@ ANAPHOR = re.compile(
     r"project|initiative|group|partner|platform|programme|program|consortium|institute)\b",
     re.IGNORECASE,
 )
-# A sentence that leans on the event or fact before it: "At this occasion ...", "Thus ...".
-_CONTINUATION = re.compile(
-    r"^(at this|on this|in this|for this|this|these|those|that|thus|therefore|hence|there|"
-    r"such|then|afterwards|moreover|furthermore|in addition|also)\b",
-    re.IGNORECASE,
-)
 # A sentence that points at something the sentence before it names: "At this occasion ...".
 # ("Afterwards ..." only follows on; it does not name its subject elsewhere.)
 REFERS_BACK = re.compile(
@@ -361,24 +355,8 @@ class ExtractiveAnswerer:
 
     def _fact_answer(self, question: str, best: Scored, candidates: list[Scored], hits: Sequence[Hit]) -> Answer:
         chunk = best.hit.chunk
-        sentences = chunk.sentences
-        chosen = [best.index]
-        if best.text.rstrip().endswith(":"):
-            # The sentence introduces a list: the items that follow are the answer.
-            for j in range(best.index + 1, len(sentences)):
-                if not is_list_item(chunk, sentences[j]) or len(chosen) > self.settings.max_items:
-                    break
-                chosen.append(j)
-        else:
-            previous = best.index - 1
-            names_subject = bool(chunk.subject) and ANAPHOR.match(best.text) is not None
-            if (
-                _CONTINUATION.match(best.text)
-                and not names_subject
-                and previous >= 0
-                and is_prose(chunk, sentences[previous])
-            ):
-                chosen.insert(0, previous)  # "At this occasion ..." needs the occasion
+        chosen = quoted_sentences(chunk, best.index, self.settings.max_items)
+        if not best.text.rstrip().endswith(":"):
             for other in candidates[1:4]:
                 # A neighbour nearly as good as the best carries the rest of the answer.
                 if (
@@ -390,18 +368,11 @@ class ExtractiveAnswerer:
                     chosen.append(other.index)
                     chosen.sort()
                     break
-        first, last = sentences[chosen[0]], sentences[chosen[-1]]
-        if len(chosen) > 1 and best.text.rstrip().endswith(":"):
-            body = best.text + "\n" + "\n".join(f"- {chunk.sentence_text(sentences[j])}" for j in chosen[1:])
-        else:
-            body = " ".join(chunk.sentence_text(sentences[j]) for j in chosen)
-            if ANAPHOR.match(best.text) and chunk.subject and not _find_spelling(body, chunk.subject):
-                body = f"{chunk.subject}: {body}"
-        citation = cite(1, chunk, Sentence(first.start, last.end))
+        first, last = chunk.sentences[chosen[0]], chunk.sentences[chosen[-1]]
         return Answer(
             question=question,
-            text=f"{strip_footnotes(body)} [1]",
-            citations=(citation,),
+            text=f"{strip_footnotes(quoted_text(chunk, chosen, best.index))} [1]",
+            citations=(cite(1, chunk, Sentence(first.start, last.end)),),
             abstained=False,
             hits=tuple(hits),
         )
@@ -673,11 +644,41 @@ def item_name(sentence: str, chunk: Chunk) -> str:
     return ""
 
 
-def attributed(sentence: str, chunk: Chunk) -> str:
-    """Prefixes a sentence with its subject when it only says "this cluster" or "it"."""
-    if chunk.subject and ANAPHOR.match(sentence) and not _find_spelling(sentence, chunk.subject):
-        return f"{chunk.subject}: {sentence}"
-    return sentence
+def quoted_sentences(chunk: Chunk, index: int, max_items: int) -> list[int]:
+    """Returns the sentences (positions in the chunk, in order) an answer resting on sentence
+    `index` quotes: the list items that follow when it introduces a list (ends with ":"), or the
+    sentence before it when it leans on that one ("At this occasion ...") and names nothing itself."""
+    sentences = chunk.sentences
+    text = chunk.sentence_text(sentences[index])
+    chosen = [index]
+    if text.rstrip().endswith(":"):
+        for j in range(index + 1, len(sentences)):
+            if not is_list_item(chunk, sentences[j]) or len(chosen) > max_items:
+                break
+            chosen.append(j)
+        return chosen
+    names_subject = bool(chunk.subject) and ANAPHOR.match(text) is not None
+    if REFERS_BACK.match(text) and not names_subject and index > 0 and is_prose(chunk, sentences[index - 1]):
+        chosen.insert(0, index - 1)  # "At this occasion ..." needs the occasion
+    return chosen
+
+
+def quoted_text(chunk: Chunk, chosen: Sequence[int], best: int) -> str:
+    """Returns an answer's body from its quoted sentences: a list's introduction and its items,
+    or the sentences joined, led by the chunk's subject when the best one only says "it"."""
+    sentences = chunk.sentences
+    lead = chunk.sentence_text(sentences[best])
+    if len(chosen) > 1 and lead.rstrip().endswith(":"):
+        return lead + "\n" + "\n".join(f"- {chunk.sentence_text(sentences[j])}" for j in chosen[1:])
+    return attributed(" ".join(chunk.sentence_text(sentences[j]) for j in chosen), chunk, opening=lead)
+
+
+def attributed(text: str, chunk: Chunk, opening: str | None = None) -> str:
+    """Prefixes text with its chunk's subject when its opening sentence (by default the text
+    itself) only says "this cluster" or "it" and the text never names the subject."""
+    if chunk.subject and ANAPHOR.match(opening or text) and not _find_spelling(text, chunk.subject):
+        return f"{chunk.subject}: {text}"
+    return text
 
 
 def _find_spelling(sentence: str, subject: str) -> str:

@@ -18,17 +18,14 @@ from dataclasses import dataclass, replace
 
 from assistant.answering.citations import cite
 from assistant.answering.extractive import (
-    ANAPHOR,
-    REFERS_BACK,
-    attributed,
     compose_list,
     declined,
     enumerates,
-    is_list_item,
-    is_prose,
     lead_sentence,
     named_items,
     never_mentioned_answer,
+    quoted_sentences,
+    quoted_text,
     strip_footnotes,
     unmentioned_names,
     usable,
@@ -229,29 +226,10 @@ class ReaderAnswerer:
 
     def _fact_answer(self, question: str, best: Read, hits: Sequence[Hit]) -> tuple[str, tuple[Citation, ...]]:
         chunk = best.hit.chunk
-        sentences = chunk.sentences
-        chosen = [best.index]
-        if best.text.rstrip().endswith(":"):
-            # The sentence introduces a list: the items that follow are the answer.
-            for j in range(best.index + 1, len(sentences)):
-                if not is_list_item(chunk, sentences[j]) or len(chosen) > self.settings.max_items:
-                    break
-                chosen.append(j)
-            body = best.text + "\n" + "\n".join(f"- {chunk.sentence_text(sentences[j])}" for j in chosen[1:])
-        else:
-            names_subject = bool(chunk.subject) and ANAPHOR.match(best.text) is not None
-            previous = best.index - 1
-            if (
-                REFERS_BACK.match(best.text)
-                and not names_subject
-                and previous >= 0
-                and is_prose(chunk, sentences[previous])
-            ):
-                chosen.insert(0, previous)  # "At this occasion ..." needs the occasion
-            body = attributed(" ".join(chunk.sentence_text(sentences[j]) for j in chosen), chunk)
+        chosen = quoted_sentences(chunk, best.index, self.settings.max_items)
         # A document's own footnote markers ("Stuttgart [5].") would read as citations.
-        body = strip_footnotes(body)
-        first, last = sentences[chosen[0]], sentences[chosen[-1]]
+        body = strip_footnotes(quoted_text(chunk, chosen, best.index))
+        first, last = chunk.sentences[chosen[0]], chunk.sentences[chosen[-1]]
         citation = cite(1, chunk, Sentence(first.start, last.end))
         short = self._short_answer(best, body)
         text = f"{short} [1]\n\n{body} [1]" if short else f"{body} [1]"

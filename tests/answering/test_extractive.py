@@ -11,6 +11,8 @@ from assistant.answering.extractive import (
     _type_signal,
     attributed,
     item_name,
+    quoted_sentences,
+    quoted_text,
 )
 from assistant.errors import QuestionError
 from assistant.ingest.chunking import split_sentences
@@ -128,6 +130,30 @@ def _chunk(text: str, subject: str) -> Chunk:
         sentences=(Sentence(0, len(text)),),
         tokens=10,
     )
+
+
+def _sentenced(text: str, subject: str = "") -> Chunk:
+    chunk = _chunk(text, subject)
+    return Chunk(**{**chunk.__dict__, "sentences": tuple(split_sentences(text))})
+
+
+def test_an_answer_quotes_the_sentence_it_leans_on_and_the_items_it_introduces() -> None:
+    event = _sentenced("The fair opened in Lyon in March with 40 exhibitors. At this occasion the mayor spoke.")
+    assert quoted_sentences(event, 1, max_items=8) == [0, 1]  # the occasion is the fair
+    assert quoted_text(event, [0, 1], 1) == event.text
+    # An existential "There is ..." does not point back at anything.
+    existential = _sentenced("The fair opened in Lyon in March with 40 exhibitors. There is a second fair in May.")
+    assert quoted_sentences(existential, 1, max_items=8) == [1]
+    listing = _sentenced("The partners are:\n- Alpha Systems\n- Beta Works\n- Gamma Labs\nThe end came later.")
+    assert quoted_sentences(listing, 0, max_items=8) == [0, 1, 2, 3]  # up to the first line that is no item
+    assert quoted_sentences(listing, 0, max_items=2) == [0, 1, 2]  # at most max_items items
+    assert quoted_text(listing, [0, 1, 2], 0) == "The partners are:\n- Alpha Systems\n- Beta Works"
+    # An introduction with no items after it reads as a sentence, with no dangling line break.
+    alone = _sentenced("The partners are:")
+    assert quoted_text(alone, quoted_sentences(alone, 0, max_items=8), 0) == "The partners are:"
+    # A sentence that only says "this cluster" is led by the subject, once.
+    micro = _sentenced("This cluster holds the gold label. It has 90 members.", "microTEC Südwest")
+    assert quoted_text(micro, [0, 1], 0) == "microTEC Südwest: " + micro.text
 
 
 def test_subject_attribution_rules() -> None:
