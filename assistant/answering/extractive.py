@@ -27,7 +27,7 @@ from assistant.errors import ConfigError
 from assistant.ingest.documents import BOILERPLATE, detect_language
 from assistant.question import QuestionProfile, is_name_token, mentions, profile
 from assistant.records import NOT_FOUND, Answer, Chunk, Citation, Hit, Sentence, Turn
-from assistant.text import MONTHS, analyze, fold
+from assistant.text import LIST_MARKER, MONTHS, NAME_TOKEN, analyze, fold
 from assistant.thesaurus import related_terms
 
 # A sentence that refers to its subject without naming it: "This cluster ...", "It owns ...".
@@ -60,8 +60,7 @@ _REASON = re.compile(
 )
 _URL = re.compile(r"https?://\S+|www\.\S+")
 _WEB_CUES = re.compile(r"\b(website|web site|url|link|profile|homepage|site)\b", re.IGNORECASE)
-_LIST_PREFIX = re.compile(r"^\s*(?:[-*+•✓√○o·]|\(?\d{1,2}[.)]|[a-z][.)])\s*$")
-_WORD = re.compile(r"[^\W_][\w'’&.+-]*[^\W_]|[^\W_]")
+_LIST_PREFIX = re.compile(rf"^\s*{LIST_MARKER}\s*$")
 _FOOTNOTE = re.compile(r"\s*\[\d+\]")
 _YES_NO = frozenset(["is", "are", "was", "were", "does", "do", "did", "has", "have", "had", "can", "could", "will"])
 
@@ -190,7 +189,11 @@ class ExtractiveAnswerer:
         self._previous = previous  # chunk -> the chunk before it in its document
 
     def answer(self, question: str, hits: Sequence[Hit], history: Sequence[Turn] = ()) -> Answer:
-        """Returns a grounded answer, or an abstention when the hits do not answer it."""
+        """Returns a grounded answer, or an abstention when the hits do not answer it.
+
+        `history` is part of the answerers' protocol (the LLM answerer shows it to the model);
+        here the question already stands alone: the pipeline rewrote any follow-up.
+        """
         q = profile(question)
         never_mentioned = unmentioned_names(q, self._knows_name)
         if never_mentioned:
@@ -472,7 +475,7 @@ def _has_quantity(text: str, *, percentage: bool) -> bool:
 def _has_new_name(text: str, q: QuestionProfile) -> bool:
     # A name in the sentence that the question does not already contain.
     asked = fold(q.text)
-    for i, match in enumerate(_WORD.finditer(text)):
+    for i, match in enumerate(NAME_TOKEN.finditer(text)):
         token = match.group(0)
         if is_name_token(token, at_sentence_start=i == 0) and fold(token) not in asked:
             return True
@@ -633,10 +636,10 @@ def item_name(sentence: str, chunk: Chunk) -> str:
     subject = chunk.subject
     if subject:
         return _find_spelling(sentence, subject) or subject
-    for i, match in enumerate(_WORD.finditer(sentence)):
+    for i, match in enumerate(NAME_TOKEN.finditer(sentence)):
         if is_name_token(match.group(0), at_sentence_start=i == 0):
             run = [match.group(0)]
-            for following in list(_WORD.finditer(sentence[match.end() :]))[:4]:
+            for following in list(NAME_TOKEN.finditer(sentence[match.end() :]))[:4]:
                 if not is_name_token(following.group(0)):
                     break
                 run.append(following.group(0))

@@ -85,10 +85,6 @@ class E5SmallEmbedder:
             texts, lambda text: self.count(text, query=True), self.max_tokens, lambda t: self._encode(t, query=True)
         )
 
-    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
-        """Returns unit-length passage vectors ("passage: " prefix)."""
-        return self._encode(texts, query=False)
-
     def embed_spans(
         self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
     ) -> tuple[np.ndarray, list[np.ndarray]]:

@@ -17,7 +17,7 @@ import tiktoken
 
 from assistant.ingest import tokens
 from assistant.records import Chunk, Document, Page, Section, Sentence
-from assistant.text import MONTHS
+from assistant.text import LIST_MARKER, MONTHS
 
 # Abbreviations after which a period does not end a sentence.
 _ABBREVIATIONS = {
@@ -75,7 +75,7 @@ _ABBREVIATIONS = {
 }
 _MONTH = re.compile(rf"\s+({'|'.join(m.capitalize() for m in MONTHS)})\b")
 _END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s+[\"'“‘(\[]?[\w])")
-_LIST_MARKER = re.compile(r"^(?:[-*+•✓√○o·]|\(?\d{1,2}[.)]|[a-z][.)])\s+")
+_LIST_MARKER = re.compile(rf"^{LIST_MARKER}\s+")
 # The same marker, matched where a sentence starts inside the text (no slice copied).
 _LIST_MARKER_AT = re.compile(_LIST_MARKER.pattern.removeprefix("^"))
 _WORD_BEFORE = re.compile(r"([\w.]+)$")
