@@ -235,10 +235,10 @@ class Assistant:
         corpus = hashlib.sha256()
         for doc_id, entry in sorted(manifest.documents.items()):
             corpus.update(f"{doc_id}\0{entry['hash']}\n".encode())
+        calibration = self.extractive_calibration.sha256
         if s.answerer == "reader":
-            calibration = sha256_of(self.reader.model_dir / CALIBRATION_FILE)
-        else:
-            calibration = self.extractive_calibration.sha256
+            # The extractive answerer's weights count too: it reads the languages the reader does not.
+            calibration = f"{sha256_of(self.reader.model_dir / CALIBRATION_FILE)}+{calibration}"
         return {
             "answerer": s.answerer if s.answerer != "llm" else f"llm:{s.llm_model}",
             "calibration_sha256": calibration,
@@ -256,22 +256,26 @@ class Assistant:
         store = IndexStore.load(s.index_dir, model=self.embedder.model_id, milvus=self.milvus_config())
         weights = FusionWeights(s.keyword_weight, s.vector_weight, s.sentence_weight)
         retriever = Retriever(store, self.embedder, weights=weights)
-        answerer: Answerer
+        calibration = self.extractive_calibration
+        stale = calibration.stale_for(store.manifest.model)
+        if stale:
+            logger.warning(stale)
+        answerer: Answerer = ExtractiveAnswerer(
+            ExtractiveSettings(calibration=calibration),
+            idf=store.keyword.idf,
+            similar=store.keyword.similar_terms,
+            knows_name=store.keyword.knows_name,
+            previous=store.previous_chunk,
+        )
         if s.answerer == "reader":
+            documents = store.manifest.documents
             answerer = ReaderAnswerer(
-                self.reader, idf=store.keyword.idf, knows_name=store.keyword.knows_name, previous=store.previous_chunk
-            )
-        else:
-            calibration = self.extractive_calibration
-            stale = calibration.stale_for(store.manifest.model)
-            if stale:
-                logger.warning(stale)
-            answerer = ExtractiveAnswerer(
-                ExtractiveSettings(calibration=calibration),
+                self.reader,
                 idf=store.keyword.idf,
-                similar=store.keyword.similar_terms,
                 knows_name=store.keyword.knows_name,
                 previous=store.previous_chunk,
+                language_of=lambda doc_id: str(documents.get(doc_id, {}).get("language", "und")),
+                other_languages=answerer,
             )
         if s.answerer == "llm":
             answerer = LLMAnswerer(

@@ -16,6 +16,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+from assistant.answering import Answerer
 from assistant.answering.citations import cite
 from assistant.answering.extractive import (
     compose_list,
@@ -61,6 +62,8 @@ class Read:
 
 
 FEATURES = ("reader", "coverage", "similarity", "rank")
+# The languages of the reader's training data (SQuAD): elsewhere its verdicts are noise.
+READER_LANGUAGES = frozenset({"en"})
 
 
 def answer_score(read: Read, combiner: dict[str, float]) -> float:
@@ -107,6 +110,10 @@ class ReaderAnswerer:
         idf: term -> rarity in the index, for the cheap first pass (flat without an index).
         knows_name: name -> whether any indexed document may mention it.
         previous: chunk -> the chunk before it in its document (for a first sentence's context).
+        language_of: document id -> its language (ISO 639-1, "und" when unknown).
+        other_languages: answers when the best passage is in a language the reader was not
+            trained on (SQuAD is English): its verdicts there say nothing, so another
+            answerer (the extractive one) reads those passages.
     """
 
     name = "reader"
@@ -118,12 +125,16 @@ class ReaderAnswerer:
         idf: Callable[[str], float] | None = None,
         knows_name: Callable[[str], bool] | None = None,
         previous: Callable[[Chunk], Chunk | None] | None = None,
+        language_of: Callable[[str], str] | None = None,
+        other_languages: Answerer | None = None,
     ) -> None:
         self.reader = reader or Reader()
         self.settings = settings or ReaderSettings()
         self._idf = idf
         self._knows_name = knows_name
         self._previous = previous
+        self._language_of = language_of
+        self._other_languages = other_languages
 
     @property
     def threshold(self) -> float:
@@ -135,6 +146,8 @@ class ReaderAnswerer:
 
         `history` is accepted for the `Answerer` protocol; follow-ups arrive already rewritten.
         """
+        if self._other_languages is not None and hits and not self.reads(hits[0].chunk.doc_id):
+            return self._other_languages.answer(question, hits, history)
         q = profile(question)
         never_mentioned = unmentioned_names(q, self._knows_name)
         if never_mentioned:
@@ -159,6 +172,11 @@ class ReaderAnswerer:
         )
 
     # -- reading ----------------------------------------------------------------------
+
+    def reads(self, doc_id: str) -> bool:
+        """Tells whether the reader reads a document's language (unknown languages it tries)."""
+        language = self._language_of(doc_id) if self._language_of is not None else "und"
+        return language in READER_LANGUAGES or language == "und"
 
     def read(self, q: QuestionProfile, hits: Sequence[Hit]) -> list[Read]:
         """Reads the likeliest sentences of the hits against the question, best first."""

@@ -19,7 +19,7 @@ from assistant.embedding import Embedder
 from assistant.ingest.chunking import split_sentences
 from assistant.pipeline import Assistant
 from assistant.question import profile
-from assistant.records import NOT_FOUND, Chunk, Hit
+from assistant.records import NOT_FOUND, Answer, Chunk, Hit
 from tests.conftest import CORPUS, LIST_QUESTION, OUTSIDE_QUESTION, assert_citations_exact
 
 FOUR_MOTORS = "4-motors-industry-4-0-concept-note.txt"
@@ -178,3 +178,50 @@ def test_a_chunk_that_continues_the_one_before_is_read_with_its_last_sentence() 
     assert reads[0].text.startswith("However")
     answer = answerer.answer("What replaced Sky Travel?", hits)
     assert "Sky Three" in answer.text and not answer.abstained
+
+
+def test_a_passage_in_a_language_the_reader_was_not_trained_on_is_read_by_the_other_answerer() -> None:
+    swedish = "Stefan Jansson och Kjell Grundström hälsade inspiratören för dagen, Rodin Genoff, välkommen."
+    english = "Bwcon was founded in 1997 in Stuttgart. It runs the CyberOne award."
+    chunks = {
+        doc: Chunk(f"{doc}#0", doc, 0, doc, (), "", 0, len(t), t, tuple(split_sentences(t)), 20)
+        for doc, t in (("sv.txt", swedish), ("en.txt", english))
+    }
+    languages = {"sv.txt": "sv", "en.txt": "en"}
+    asked: list[str] = []
+
+    class Other:
+        name = "other"
+
+        def answer(self, question: str, hits: list[Hit], history: object = ()) -> Answer:
+            asked.append(hits[0].chunk.doc_id)
+            return Answer(question=question, text="other", citations=(), abstained=False, hits=tuple(hits))
+
+    answerer = ReaderAnswerer(language_of=languages.__getitem__, other_languages=Other())
+    swedish_first = [Hit(chunk=chunks["sv.txt"], score=1.0, rank=1), Hit(chunk=chunks["en.txt"], score=0.5, rank=2)]
+    assert answerer.answer("Who welcomed Rodin Genoff?", swedish_first).text == "other"
+    assert asked == ["sv.txt"]
+    # An English passage first: the reader itself answers, whatever else was retrieved.
+    english_first = list(reversed(swedish_first))
+    answer = answerer.answer("When was Bwcon founded?", english_first)
+    assert "1997" in answer.text and asked == ["sv.txt"]
+    # Without a language for the documents (or an unknown one) the reader reads them all.
+    assert ReaderAnswerer(other_languages=Other()).answer("When was Bwcon founded?", english_first).text != "other"
+
+
+@pytest.mark.parametrize(
+    ("question", "fact"),
+    [
+        ("Which company did Rodin Genoff found?", "Rodin Genoff & Associates"),
+        ("Who organised the June 2018 workshop at Dalarna Science Park?", "Vanguard ADMA"),
+    ],
+)
+def test_a_question_about_a_swedish_document_is_answered_from_it(
+    assistant: Assistant, question: str, fact: str
+) -> None:
+    answer = assistant.ask(question)
+    assert not answer.abstained, answer.text
+    assert fact in answer.text, answer.text
+    assert answer.citations[0].doc == "smart-industri-norra-mellansverige.txt"
+    assert fact in answer.citations[0].quote
+    assert_citations_exact(assistant, answer)
