@@ -95,7 +95,7 @@ class ReaderSettings:
     # Sentences read per question, the likeliest by a cheap first pass. 8, 10 and 12 give the same
     # figures on both dev sets; 16 finds one more seed fact (kfr 0.702 vs 0.695) at twice the cost.
     candidates: int = 8
-    list_ratio: float = 0.5  # a list item's p_answer must reach this share of the best one's
+    list_ratio: float = 0.5  # a list item's reader probability must reach this share of the best one's
     max_items: int = 10
     max_span_words: int = 12  # a longer short answer is no shorter than the sentence
 
@@ -238,9 +238,12 @@ class ReaderAnswerer:
         return list(best.values()) if len(best) > 1 else []
 
     def _list_items(self, reads: list[Read]) -> list[Read]:
-        # Every sentence the reader accepts nearly as well as the best names an item, once.
-        floor = max(self.threshold, reads[0].p * self.settings.list_ratio)
-        return named_items((r for r in reads if r.p >= floor), self.settings.max_items)
+        # Every answerable sentence the reader itself accepts nearly as well as the best names an
+        # item, once. Nearly as well by the reader's own probability, not the answer score: that
+        # one also weighs the hit's rank, and a list's items lie in different, lower-ranked hits.
+        floor = reads[0].verdict.p_answer * self.settings.list_ratio
+        accepted = (r for r in reads if r.p >= self.threshold and r.verdict.p_answer >= floor)
+        return named_items(accepted, self.settings.max_items)
 
     def _fact_answer(self, question: str, best: Read, hits: Sequence[Hit]) -> tuple[str, tuple[Citation, ...]]:
         chunk = best.hit.chunk

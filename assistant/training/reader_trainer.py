@@ -44,7 +44,7 @@ class TrainingConfig:
     """Everything that decides the trained weights (recorded in the model card)."""
 
     seed: int = 13
-    squad11_questions: int = 16000
+    squad11_questions: int = 32000
     validation_articles: int = 10
     swap_rate: float = 0.35
     epochs: int = 1

@@ -209,7 +209,7 @@ def build(
     squad_dir: Path,
     *,
     seed: int = 13,
-    squad11_questions: int = 16000,
+    squad11_questions: int = 32000,
     validation_articles: int = 10,
     swap_rate: float = 0.35,
 ) -> TrainingSet:
