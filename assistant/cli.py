@@ -454,6 +454,14 @@ def bench(
             help="milvus: also measure the Milvus store (ASSISTANT_MILVUS_URI, or Milvus Lite) in the ann section.",
         ),
     ] = "faiss",
+    workers_baseline: Annotated[
+        str | None,
+        typer.Option(
+            "--workers-baseline",
+            help="A commit whose single server process the workers section also measures, as the baseline "
+            "of the throughput ratio (f9ee643: before workers existed).",
+        ),
+    ] = None,
 ) -> None:
     """Measure this machine: index times, ask and chat latency, memory, index size, scale, peers."""
     from assistant.bench import benchmark
@@ -478,6 +486,7 @@ def bench(
         ann_sizes=tuple(ann_sizes or ()),
         store=store,
         milvus_uri=settings.milvus_uri if store == "milvus" else None,
+        workers_baseline=workers_baseline,
     )
     report = _guard(lambda: benchmark.run_benchmark(options, log=lambda m: err.print(f"[dim]{escape(m)}[/]")))
     if as_json:
