@@ -182,7 +182,7 @@ def test_a_chunk_that_continues_the_one_before_is_read_with_its_last_sentence() 
 
 def test_a_passage_in_a_language_the_reader_was_not_trained_on_is_read_by_the_other_answerer() -> None:
     swedish = "Stefan Jansson och Kjell Grundström hälsade inspiratören för dagen, Rodin Genoff, välkommen."
-    english = "Bwcon was founded in 1997 in Stuttgart. It runs the CyberOne award."
+    english = "Nordlys Labs was founded in 1997 in Bergen. It runs the Aurora award."
     chunks = {
         doc: Chunk(f"{doc}#0", doc, 0, doc, (), "", 0, len(t), t, tuple(split_sentences(t)), 20)
         for doc, t in (("sv.txt", swedish), ("en.txt", english))
@@ -203,10 +203,11 @@ def test_a_passage_in_a_language_the_reader_was_not_trained_on_is_read_by_the_ot
     assert asked == ["sv.txt"]
     # An English passage first: the reader itself answers, whatever else was retrieved.
     english_first = list(reversed(swedish_first))
-    answer = answerer.answer("When was Bwcon founded?", english_first)
+    answer = answerer.answer("In which year was Nordlys Labs founded?", english_first)
     assert "1997" in answer.text and asked == ["sv.txt"]
     # Without a language for the documents (or an unknown one) the reader reads them all.
-    assert ReaderAnswerer(other_languages=Other()).answer("When was Bwcon founded?", english_first).text != "other"
+    unknown = ReaderAnswerer(other_languages=Other())
+    assert unknown.answer("In which year was Nordlys Labs founded?", english_first).text != "other"
 
 
 @pytest.mark.parametrize(
