@@ -520,14 +520,13 @@ def _print_bench(report: Any) -> None:
         table.add_column(column, justify="right" if column in {"median", "min–max", "runs", "target"} else "left")
     for f in report.figures:
         status = {True: "[green]ok[/]", False: "[red]missed[/]", None: ""}[f.meets]
-        target = "" if f.target is None else f"{'≥' if f.higher_is_better else '≤'} {f.target:g} {f.unit}"
         table.add_row(
             f.section,
             f.name,
             f"{f.median:.3g} {f.unit}" if f.median < 1000 else f"{f.median:.0f} {f.unit}",
             f"{min(f.values):.3g}–{max(f.values):.3g}",
             str(len(f.values)),
-            target,
+            f.target_text,
             status,
         )
     out.print(table)

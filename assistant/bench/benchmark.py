@@ -108,6 +108,13 @@ class Figure:
             return None
         return self.median >= self.target if self.higher_is_better else self.median <= self.target
 
+    @property
+    def target_text(self) -> str:
+        """The target as printed: "≤ 3 s", "≥ 0.85 x", or "" without one."""
+        if self.target is None:
+            return ""
+        return f"{'≥' if self.higher_is_better else '≤'} {self.target:g} {self.unit}"
+
     def to_dict(self) -> dict[str, Any]:
         """Returns the figure for `--json`."""
         return {
@@ -1095,8 +1102,7 @@ def markdown_report(report: BenchReport) -> list[str]:
         )
     lines += ["", "| figure | median | min–max | runs | target |", "|---|---:|---:|---:|---|"]
     for f in report.figures:
-        bound = "≥" if f.higher_is_better else "≤"
-        target = "" if f.target is None else f"{bound} {f.target:g} {f.unit}"
+        target = f.target_text
         if f.meets is not None:
             target += " ✓" if f.meets else " ✗"
         lines.append(
