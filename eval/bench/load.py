@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,6 +28,8 @@ import time
 from pathlib import Path
 
 import httpx
+
+from assistant.bench.benchmark import free_port  # shared with `assistant bench`
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "load-test-key-0123456789abcdef"
@@ -43,13 +44,6 @@ QUESTIONS = [
     "How many members does Clúster Digital de Catalunya have?",
     "What are the main missions of Plastipolis?",
 ]
-
-
-def free_port() -> int:
-    """Returns a free loopback port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_server(workdir: Path, port: int, workers: int = 1) -> subprocess.Popen[bytes]:

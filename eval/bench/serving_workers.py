@@ -43,9 +43,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from load import free_port, wait_ready  # this folder's load generator: started the same way
+from load import wait_ready  # this folder's load generator: started the same way
 
-from assistant.bench.benchmark import memory_mb, process_tree
+from assistant.bench.benchmark import free_port, memory_mb, process_tree
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSWER_LINE = re.compile(r"(?:\[(\d+)\]: |: )answer route=chat ")
