@@ -257,8 +257,10 @@ SQuAD 2.0 development set without the five articles of the project's benchmark
 calibration. For each question: the sentence holding the answer (positive, with the answer's
 span), the other sentences of its paragraph that share most words with it (negatives),
 SQuAD 2.0's adversarial unanswerable questions against their best-matching sentences
-(negatives), and SQuAD 1.1 questions with one name or number swapped for another of the
-same article against their old answer sentence (negatives).
+(negatives), SQuAD 1.1 questions with one name or number swapped for another of the
+same article against their old answer sentence (negatives), and SQuAD 1.1 questions made
+negative ("did" -> "didn't") against their old answer sentence (negatives, for
+{config.get("negation_rate", 0):.0%} of the questions).
 
 SQuAD: Rajpurkar, Zhang, Lopyrev and Liang (2016), "SQuAD: 100,000+ Questions for Machine
 Comprehension of Text"; SQuAD 2.0: Rajpurkar, Jia and Liang (2018), "Know What You Don't Know:

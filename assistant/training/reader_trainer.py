@@ -47,6 +47,7 @@ class TrainingConfig:
     squad11_questions: int = 32000
     validation_articles: int = 10
     swap_rate: float = 0.35
+    negation_rate: float = 0.15
     epochs: int = 1
     batch_size: int = 32
     learning_rate: float = 6e-5
@@ -310,6 +311,7 @@ def train(
         squad11_questions=config.squad11_questions,
         validation_articles=config.validation_articles,
         swap_rate=config.swap_rate,
+        negation_rate=config.negation_rate,
     )
     encoded = [encode_example(tokenizer, e) for e in data.examples]
     plan = [b for epoch in range(config.epochs) for b in batches(encoded, config.batch_size, config.seed + epoch)]

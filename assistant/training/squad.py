@@ -10,7 +10,10 @@ corpus, so the reader trains on the sentences it will see. For a question:
   like answers and are not;
 - a SQuAD 1.1 question with one of its names or numbers swapped for another of the same article
   ("When did Beyoncé ..." -> "When did Jay Z ...") makes its own answer sentence a negative:
-  the swap the SQuAD 2.0 crowd workers made by hand, made in bulk.
+  the swap the SQuAD 2.0 crowd workers made by hand, made in bulk;
+- a SQuAD 1.1 question turned negative ("When did she become famous?" -> "When didn't she
+  become famous?") makes its own answer sentence a negative too, unless that sentence is
+  itself negative: the other edit SQuAD 2.0's crowd workers made most often.
 
 Splits are by article, never by question: questions about one paragraph are near-duplicates.
 """
@@ -34,6 +37,16 @@ SQUAD20 = "squad20-dev-30-articles.json.gz"
 
 _NAME = re.compile(r"\b[A-Z][\w'’.-]*(?:\s+(?:of|de|the|von|van|du|la|al)?\s*[A-Z][\w'’.-]*)*")
 _NUMBER = re.compile(r"\b\d[\d,.]*\b")
+# An auxiliary verb and its negative form; the first one in a question is negated.
+_NEGATIVE = {
+    "did": "didn't", "does": "doesn't", "do": "don't", "is": "isn't", "was": "wasn't",
+    "were": "weren't", "are": "aren't", "can": "can't", "could": "couldn't", "has": "hasn't",
+    "have": "haven't", "had": "hadn't", "will": "won't", "would": "wouldn't", "should": "shouldn't",
+}  # fmt: skip
+_AUXILIARY = re.compile(r"\b(" + "|".join(_NEGATIVE) + r")\b", re.IGNORECASE)
+# "Who founded ...?": a question word straight before a verb in the past takes "never".
+_WH_PAST = re.compile(r"^(who|what|which \w+)\s+(?=\w+ed\b)", re.IGNORECASE)
+_NEGATION = re.compile(r"\b(?:not|never|no|none|nor|without)\b|n't\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -197,6 +210,33 @@ def swapped(question: Question, names: list[str], numbers: list[str], rng: rando
     return Example(text, question.paragraph.candidate(i), 0, None, question.id + "-swapped")
 
 
+def negated(question: Question) -> Example | None:
+    """Returns the question made negative, against its own answer sentence.
+
+    The first auxiliary verb takes its negative form ("did" -> "didn't"); a question with none
+    that starts "Who/What + verb-ed" takes "never". A question or sentence that already holds a
+    negation is left alone: negating it twice, or against a negative fact, makes no clean label.
+    """
+    found = answer_sentence(question)
+    if found is None or _NEGATION.search(question.text):
+        return None
+    sentence = question.paragraph.sentences[found[0]][2]
+    if _NEGATION.search(sentence):
+        return None
+    auxiliary = _AUXILIARY.search(question.text)
+    if auxiliary is not None:
+        word = auxiliary.group(1)
+        negative = _NEGATIVE[word.lower()]
+        negative = negative[0].upper() + negative[1:] if word[0].isupper() else negative
+        text = question.text[: auxiliary.start()] + negative + question.text[auxiliary.end() :]
+    else:
+        wh = _WH_PAST.match(question.text)
+        if wh is None:
+            return None
+        text = question.text[: wh.end()] + "never " + question.text[wh.end() :]
+    return Example(text, question.paragraph.candidate(found[0]), 0, None, question.id + "-negated")
+
+
 @dataclass(frozen=True)
 class TrainingSet:
     """The examples to train on, and the validation questions (held-out articles)."""
@@ -212,6 +252,7 @@ def build(
     squad11_questions: int = 32000,
     validation_articles: int = 10,
     swap_rate: float = 0.35,
+    negation_rate: float = 0.0,
 ) -> TrainingSet:
     """Builds the shuffled training examples and the validation questions from SQuAD files."""
     rng = random.Random(seed)
@@ -230,6 +271,10 @@ def build(
         if rng.random() < swap_rate:
             names, numbers = entities[q.article]
             example = swapped(q, names, numbers, rng)
+            if example is not None:
+                examples.append(example)
+        if rng.random() < negation_rate:
+            example = negated(q)
             if example is not None:
                 examples.append(example)
     rng.shuffle(examples)

@@ -1,4 +1,4 @@
-"""SQuAD articles -> reader training examples: positives with spans, hard negatives, swaps."""
+"""SQuAD articles -> reader training examples: positives with spans, hard negatives, swaps, negations."""
 
 from __future__ import annotations
 
@@ -81,6 +81,26 @@ def test_a_swapped_name_turns_the_answer_sentence_into_a_negative() -> None:
     assert swapped is not None and swapped.label == 0
     assert swapped.question != q.text and ("Bergen" in swapped.question or "1754" in swapped.question)
     assert swapped.candidate.sentence == "It was founded in 1356 in Lübeck."
+
+
+def test_a_negated_question_turns_its_answer_sentence_into_a_negative() -> None:
+    q1, q2, _ = _questions()
+    example = squad.negated(q1)
+    assert example is not None and example.label == 0 and example.span is None
+    assert example.question == "When wasn't the Hanseatic League founded?"
+    assert example.candidate.sentence == "It was founded in 1356 in Lübeck."
+    assert squad.negated(q2) is not None and squad.negated(q2).question.startswith("What didn't")  # type: ignore[union-attr]
+    # A question already negative, or one whose answer sentence is, gives no clean label.
+    not_q = squad.Question("q5", "When was the league not yet founded?", q1.paragraph, q1.answers, q1.article)
+    assert squad.negated(not_q) is None
+    paragraph = squad.Paragraph("Hanse", [(0, 33, "It was not founded before 1356.")])
+    against_negative = squad.Question("q6", "When was it founded?", paragraph, ((26, "1356"),), "Hanse")
+    assert squad.negated(against_negative) is None
+    # With no auxiliary verb, "Who + verb-ed" takes "never"; anything else is left alone.
+    who = squad.Question("q7", "Who founded the league in Lübeck?", q1.paragraph, ((PARAGRAPH.find("It"), "It"),), "H")
+    assert squad.negated(who).question == "Who never founded the league in Lübeck?"  # type: ignore[union-attr]
+    how = squad.Question("q8", "How old the league?", q1.paragraph, ((PARAGRAPH.find("1356"), "1356"),), "H")
+    assert squad.negated(how) is None
 
 
 def test_articles_are_split_whole_and_the_same_way_every_time() -> None:
