@@ -260,21 +260,26 @@ class Assistant:
         stale = calibration.stale_for(store.manifest.model)
         if stale:
             logger.warning(stale)
+        documents = store.manifest.documents
+
+        def language_of(doc_id: str) -> str:
+            return str(documents.get(doc_id, {}).get("language", "und"))
+
         answerer: Answerer = ExtractiveAnswerer(
             ExtractiveSettings(calibration=calibration),
             idf=store.keyword.idf,
             similar=store.keyword.similar_terms,
             knows_name=store.keyword.knows_name,
             previous=store.previous_chunk,
+            language_of=language_of,
         )
         if s.answerer == "reader":
-            documents = store.manifest.documents
             answerer = ReaderAnswerer(
                 self.reader,
                 idf=store.keyword.idf,
                 knows_name=store.keyword.knows_name,
                 previous=store.previous_chunk,
-                language_of=lambda doc_id: str(documents.get(doc_id, {}).get("language", "und")),
+                language_of=language_of,
                 other_languages=answerer,
             )
         if s.answerer == "llm":

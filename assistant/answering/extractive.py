@@ -179,8 +179,10 @@ class ExtractiveAnswerer:
         similar: Callable[[str], list[str]] | None = None,
         knows_name: Callable[[str], bool] | None = None,
         previous: Callable[[Chunk], Chunk | None] | None = None,
+        language_of: Callable[[str], str] | None = None,
     ) -> None:
         self.settings = settings or ExtractiveSettings()
+        self._language_of = language_of  # document id -> its language ("und" when unknown)
         # The keyword index's term -> inverse document frequency, term -> similar indexed
         # words and name -> whether any document may mention it, when an index is attached.
         self._idf = idf
@@ -195,7 +197,7 @@ class ExtractiveAnswerer:
         here the question already stands alone: the pipeline rewrote any follow-up.
         """
         q = profile(question)
-        never_mentioned = unmentioned_names(q, self._knows_name)
+        never_mentioned = unmentioned_names(q, self._knows_name, hits, self._language_of)
         if never_mentioned:
             return never_mentioned_answer(question, hits, never_mentioned)
         candidates = self.candidates(q, hits)
@@ -497,13 +499,23 @@ def _introduces_list(sentence: str, frame: Sequence[str]) -> bool:
     return False
 
 
-def unmentioned_names(q: QuestionProfile, knows_name: Callable[[str], bool] | None) -> list[str]:
+def unmentioned_names(
+    q: QuestionProfile,
+    knows_name: Callable[[str], bool] | None,
+    hits: Sequence[Hit] = (),
+    language_of: Callable[[str], str] | None = None,
+) -> list[str]:
     """Returns the question's names that no indexed document may mention.
 
     A question about something no document mentions ("the FIFA World Cup") has no answer here,
-    however well some sentence matches its other words.
+    however well some sentence matches its other words. When the passages found are in more than
+    one language, a name may be there in translation ("Sweden" as "Sverige"): none is ruled out.
     """
-    return [n for n in q.names if knows_name is not None and not knows_name(n)]
+    if knows_name is None:
+        return []
+    if language_of is not None and len({language_of(h.chunk.doc_id) for h in hits} - {"und"}) > 1:
+        return []
+    return [n for n in q.names if not knows_name(n)]
 
 
 def declined(question: str, hits: Sequence[Hit], confidence: float, text: str = NOT_FOUND) -> Answer:

@@ -149,7 +149,7 @@ class ReaderAnswerer:
         if self._other_languages is not None and hits and not self.reads(hits[0].chunk.doc_id):
             return self._other_languages.answer(question, hits, history)
         q = profile(question)
-        never_mentioned = unmentioned_names(q, self._knows_name)
+        never_mentioned = unmentioned_names(q, self._knows_name, hits, self._language_of)
         if never_mentioned:
             return never_mentioned_answer(question, hits, never_mentioned)
         reads = self.read(q, hits)

@@ -13,6 +13,7 @@ from assistant.answering.extractive import (
     item_name,
     quoted_sentences,
     quoted_text,
+    unmentioned_names,
 )
 from assistant.errors import QuestionError
 from assistant.ingest.chunking import split_sentences
@@ -188,6 +189,23 @@ def test_a_question_about_a_name_no_document_mentions_abstains_and_says_so(
     # A misspelt name the documents do hold is not taken for an unknown one.
     typo = assistant.ask(LIST_QUESTION.replace("?", " in Frence?"))
     assert "never mention" not in typo.text
+
+
+def test_a_name_may_be_translated_when_the_passages_found_are_in_several_languages() -> None:
+    # "Sweden" is nowhere in the index, but a Swedish passage was found: it may say "Sverige".
+    q = profile("Which counties of Sweden take part in the Nordic Factory project?")
+    english = Hit(Chunk(**{**_chunk("The Nordic Factory project.", "").__dict__, "doc_id": "en.txt"}), 1.0, 1)
+    swedish = Hit(Chunk(**{**_chunk("Projektet Nordic Factory i Sverige.", "").__dict__, "doc_id": "sv.txt"}), 0.9, 2)
+    languages = {"en.txt": "en", "sv.txt": "sv"}.__getitem__
+
+    def knows(name: str) -> bool:
+        return name == "Nordic Factory"
+
+    assert unmentioned_names(q, knows, [english, swedish], languages) == []
+    # Passages in one language: a name none of the documents holds is still ruled out.
+    assert unmentioned_names(q, knows, [english], languages) == ["Sweden"]
+    assert unmentioned_names(q, knows, [english, swedish], None) == ["Sweden"]
+    assert unmentioned_names(q, None, [english], languages) == []
 
 
 @pytest.mark.parametrize(
