@@ -79,7 +79,7 @@ def test_bad_files_are_skipped_and_everything_else_stays_answerable(
     assert "not UTF-8" in reasons["minutes-latin1.txt"]
     assert report.documents == 5
     questions = {
-        "4-motors-industry-4-0-concept-note.txt": "Which partners hold a Gold label?",
+        "4-motors-industry-4-0-concept-note.txt": "Which cluster organisations were granted a Gold label?",
         "florence-industrial-modernisation-workshop.txt": "How many people attended the workshop in Florence?",
         "luxembourg-materials-manufacturing-cluster-agm.txt": (
             "How many companies are in the manufacturing sector in Luxembourg?"

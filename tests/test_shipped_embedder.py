@@ -44,7 +44,7 @@ def test_the_default_embedder_runs_the_shipped_file_without_exporting(tmp_path: 
     # The id indexes record is unchanged, so existing indexes and baselines stay valid.
     assert embedder.model_id == "all-MiniLM-L6-v2@onnx-int8"
     assert (embedder.dimension, embedder.window.max_tokens) == (384, 256)
-    vectors = embedder.embed(["Which partners hold a Gold label?", "x"])
+    vectors = embedder.embed(["Which clusters carry the Gold label?", "x"])
     assert vectors.shape == (2, 384)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert not cache.exists()  # nothing exported, nothing cached
