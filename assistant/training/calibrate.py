@@ -231,6 +231,13 @@ def write_model_card(reader_dir: Path, calibration: dict[str, Any]) -> None:
         else "the reader's probability alone"
     )
     weights = json.dumps(calibration["combiner"]) if calibration["combiner"] else "empty"
+    negation_rate = config.get("negation_rate", 0.0)
+    negations = (
+        f', and {negation_rate:.0%} of SQuAD 1.1 questions made negative ("did" -> "didn\'t") against their old'
+        " answer sentence (negatives)"
+        if negation_rate
+        else ""
+    )
     card = f"""# The answer reader
 
 A cross-encoder that reads a question against one sentence (with its section heading and the
@@ -257,10 +264,8 @@ SQuAD 2.0 development set without the five articles of the project's benchmark
 calibration. For each question: the sentence holding the answer (positive, with the answer's
 span), the other sentences of its paragraph that share most words with it (negatives),
 SQuAD 2.0's adversarial unanswerable questions against their best-matching sentences
-(negatives), SQuAD 1.1 questions with one name or number swapped for another of the
-same article against their old answer sentence (negatives), and SQuAD 1.1 questions made
-negative ("did" -> "didn't") against their old answer sentence (negatives, for
-{config.get("negation_rate", 0):.0%} of the questions).
+(negatives), {"" if negations else "and "}SQuAD 1.1 questions with one name or number swapped for another of the
+same article against their old answer sentence (negatives){negations}.
 
 SQuAD: Rajpurkar, Zhang, Lopyrev and Liang (2016), "SQuAD: 100,000+ Questions for Machine
 Comprehension of Text"; SQuAD 2.0: Rajpurkar, Jia and Liang (2018), "Know What You Don't Know:
