@@ -123,7 +123,8 @@ def answer_sentence(question: Question) -> tuple[int, tuple[int, int]] | None:
     if not question.answers:
         return None
     texts = [t for _, t in question.answers]
-    text = max(set(texts), key=lambda t: (texts.count(t), -len(t)))
+    # Sorted first: ties would otherwise go by set order, which changes with PYTHONHASHSEED.
+    text = max(sorted(set(texts)), key=lambda t: (texts.count(t), -len(t)))
     q_terms = set(analyze(question.text))
     best: tuple[float, int, tuple[int, int]] | None = None
     for i, (_, _, sentence) in enumerate(question.paragraph.sentences):
@@ -273,7 +274,8 @@ def build(
             example = swapped(q, names, numbers, rng)
             if example is not None:
                 examples.append(example)
-        if rng.random() < negation_rate:
+        # No draw at rate 0: the data (and so the shipped model) stay what they were before negations.
+        if negation_rate and rng.random() < negation_rate:
             example = negated(q)
             if example is not None:
                 examples.append(example)

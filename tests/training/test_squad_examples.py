@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 from assistant.training import squad
@@ -16,6 +19,7 @@ PARAGRAPH = (
     "The league declined after 1450."
 )
 OTHER = "Bergen was an important outpost of the league. Its Kontor closed in 1754."
+SENTENCES = [s.strip() + "." for s in PARAGRAPH.split(".") if s.strip()]
 
 
 def _article(title: str, context: str, qas: list[dict]) -> dict:  # type: ignore[type-arg]
@@ -101,6 +105,30 @@ def test_a_negated_question_turns_its_answer_sentence_into_a_negative() -> None:
     assert squad.negated(who).question == "Who never founded the league in Lübeck?"  # type: ignore[union-attr]
     how = squad.Question("q8", "How old the league?", q1.paragraph, ((PARAGRAPH.find("1356"), "1356"),), "H")
     assert squad.negated(how) is None
+
+
+def test_the_answer_sentence_does_not_depend_on_the_hash_seed() -> None:
+    # Two annotators' answers, equally common and equally long, in different sentences: the tie
+    # must be broken the same way in every process, or retraining gives other data.
+    script = (
+        "from assistant.training import squad\n"
+        f"p = squad.Paragraph('H', [(0, 33, {SENTENCES[1]!r}), (34, 80, {OTHER!r})])\n"
+        "for answers in [((0, '1356'), (34, '1754')), ((34, '1754'), (0, '1356'))]:\n"
+        "    print(squad.answer_sentence(squad.Question('q', 'When was it?', p, answers, 'H')))\n"
+    )
+    runs = {
+        seed: subprocess.run(
+            [sys.executable, "-c", script],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(set(runs.values())) == 1, runs
+    first, reversed_order = runs["1"].splitlines()
+    assert first == reversed_order  # nor on the order the answers are listed in
 
 
 def test_articles_are_split_whole_and_the_same_way_every_time() -> None:
