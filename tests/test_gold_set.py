@@ -107,12 +107,11 @@ def test_fields_and_types(questions: list[dict[str, Any]]) -> None:
             assert source["quote"].strip(), f"{where}: empty quote"
 
 
-def test_ids_are_unique_and_numbered_in_order(questions: list[dict[str, Any]]) -> None:
-    ids = [q["id"] for q in questions]
+@pytest.mark.parametrize(("prefix", "path"), SETS.items(), ids=SETS.keys())
+def test_ids_are_unique_and_numbered_in_order(prefix: str, path: Path) -> None:
+    ids = [json.loads(line)["id"] for line in load_lines(path)]
     duplicates = [i for i, n in Counter(ids).items() if n > 1]
     assert not duplicates, f"duplicate ids: {duplicates}"
-    prefix = ids[0][0]
-    assert prefix in SETS, f"ids start with {prefix!r}, not one of {sorted(SETS)}"
     assert ids == [f"{prefix}{n:03d}" for n in range(1, len(ids) + 1)], f"ids are not {prefix}001, {prefix}002, ..."
 
 

@@ -52,8 +52,9 @@ The Baltic Sensor Fair 2026 took place in Tartu. Its innovation award went to Vi
 a maker of infrared gas sensors founded by Marta Kask.
 """
 SECOND_QUESTION = "Which company won the innovation award of the Baltic Sensor Fair 2026?"
+LABEL_QUESTION = "Which cluster organisations were granted a Gold label?"
 QUESTIONS = [
-    "Which cluster organisations were granted a Gold label?",
+    LABEL_QUESTION,
     "In what year was bwcon set up?",
     FIRST_QUESTION,
     SECOND_QUESTION,
@@ -303,7 +304,7 @@ def test_a_build_in_another_process_shows_in_readyz_and_503s_and_runs_once(
                 )
 
             _wait_for(says_building, timeout=10)  # not "run `assistant index`": the other one builds
-            chat = client.post("/api/chat", json={"message": "Which cluster organisations were granted a Gold label?"})
+            chat = client.post("/api/chat", json={"message": LABEL_QUESTION})
             assert chat.status_code == 503 and chat.json()["detail"].startswith("building the first index")
 
             embedder.released.set()
@@ -315,12 +316,7 @@ def test_a_build_in_another_process_shows_in_readyz_and_503s_and_runs_once(
             _wait_for(built, timeout=60)
             mine, theirs = client.get("/readyz").json(), httpx.get(f"{first.url}/readyz").json()
             assert mine["index"] == theirs["index"] and mine["index"]["documents"] == 5
-            assert (
-                client.post(
-                    "/api/chat", json={"message": "Which cluster organisations were granted a Gold label?"}
-                ).status_code
-                == 200
-            )
+            assert client.post("/api/chat", json={"message": LABEL_QUESTION}).status_code == 200
     finally:
         embedder.released.set()
     assert caplog.text.count("reindex written=") == 1  # the follower ran no build of its own
