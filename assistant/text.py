@@ -53,6 +53,9 @@ def visible_text(text: str) -> str:
 NAME_TOKEN = re.compile(r"[^\W_][\w'’&.+-]*[^\W_]|[^\W_]")
 # What opens a list item: a bullet, "1." / "(2)" / "3)", or "a)" / "b.".
 LIST_MARKER = r"(?:[-*+•✓√○o·]|\(?\d{1,2}[.)]|[a-z][.)])"
+# A negation: "not", "never", "failed" ... or a contracted "n't" ("didn't", which has no word
+# boundary before its "n").
+NEGATION = re.compile(r"\b(?:not|no|never|none|nor|neither|without|cannot|lack|fail(?:ed|s)?)\b|n't\b", re.IGNORECASE)
 
 
 # ------------------------------------------------------------------------------- terms

@@ -9,7 +9,7 @@ import pytest
 from assistant.config import Settings
 from assistant.errors import QuestionError
 from assistant.pipeline import Assistant
-from assistant.text import visible_text
+from assistant.text import NEGATION, visible_text
 from tests.conftest import FakeEmbedder
 
 EMPTY = "the question is empty: ask something about the documents"
@@ -80,3 +80,10 @@ def test_the_question_checked_is_the_question_read(assistant: Assistant) -> None
     assert assistant.check_question("a" * limit + "\u200b" * 50) == "a" * limit
     with pytest.raises(QuestionError, match="the limit is"):
         assistant.check_question("a" * (limit + 1))
+
+
+def test_negation_is_found_in_contractions_and_not_inside_other_words() -> None:
+    for said in ("It did not close.", "It didn't close.", "The plan failed.", "It never closed.", "No member left."):
+        assert NEGATION.search(said), said
+    for said in ("Nothing closed in Knowle.", "The notes are known.", "Nora chaired it."):
+        assert not NEGATION.search(said), said

@@ -27,7 +27,7 @@ from assistant.errors import ConfigError
 from assistant.ingest.documents import BOILERPLATE, detect_language
 from assistant.question import QuestionProfile, is_name_token, mentions, profile
 from assistant.records import NOT_FOUND, Answer, Chunk, Citation, Hit, Sentence, Turn
-from assistant.text import LIST_MARKER, MONTHS, NAME_TOKEN, analyze, fold
+from assistant.text import LIST_MARKER, MONTHS, NAME_TOKEN, NEGATION, analyze, fold
 from assistant.thesaurus import related_terms
 
 # A sentence that refers to its subject without naming it: "This cluster ...", "It owns ...".
@@ -396,11 +396,8 @@ def _concordance(question_order: list[str], sentence_terms: list[str]) -> float:
     return sum(1 if a < b else -1 if a > b else 0 for a, b in pairs) / len(pairs)
 
 
-_NEGATION = re.compile(r"\b(not|no|never|none|nor|neither|without|n't|cannot|lack|fail(ed|s)?)\b", re.IGNORECASE)
-
-
 def _negated(text: str) -> bool:
-    return bool(_NEGATION.search(text))
+    return bool(NEGATION.search(text))
 
 
 def _type_signal(q: QuestionProfile, text: str) -> float:

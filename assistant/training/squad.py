@@ -30,7 +30,7 @@ from pathlib import Path
 
 from assistant.answering.reader import Candidate
 from assistant.ingest.chunking import split_sentences
-from assistant.text import analyze
+from assistant.text import NEGATION, analyze
 
 SQUAD11 = "squad11-train.json.gz"
 SQUAD20 = "squad20-dev-30-articles.json.gz"
@@ -46,7 +46,6 @@ _NEGATIVE = {
 _AUXILIARY = re.compile(r"\b(" + "|".join(_NEGATIVE) + r")\b", re.IGNORECASE)
 # "Who founded ...?": a question word straight before a verb in the past takes "never".
 _WH_PAST = re.compile(r"^(who|what|which \w+)\s+(?=\w+ed\b)", re.IGNORECASE)
-_NEGATION = re.compile(r"\b(?:not|never|no|none|nor|without)\b|n't\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -219,10 +218,10 @@ def negated(question: Question) -> Example | None:
     negation is left alone: negating it twice, or against a negative fact, makes no clean label.
     """
     found = answer_sentence(question)
-    if found is None or _NEGATION.search(question.text):
+    if found is None or NEGATION.search(question.text):
         return None
     sentence = question.paragraph.sentences[found[0]][2]
-    if _NEGATION.search(sentence):
+    if NEGATION.search(sentence):
         return None
     auxiliary = _AUXILIARY.search(question.text)
     if auxiliary is not None:
