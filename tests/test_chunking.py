@@ -95,6 +95,16 @@ def test_overlong_sentence_is_cut_by_tokens() -> None:
     assert "".join(c.text for c in chunks).replace(" ", "") == text.replace(" ", "")
 
 
+def test_list_markers_between_sentences_never_push_a_chunk_past_max_tokens() -> None:
+    # Found by the property test (tests/hostile): the sentences fit, but the "- " markers, a
+    # fragment too short to be a sentence and the spaces before numbers between them did not.
+    text = "the the the the the the the the the. the the the 36,000 the\n- 1. 36,000 the\n- –. 36,000 "
+    doc = Document(id="x.txt", title="X", text=text, sections=(), content_hash="0", language="en")
+    chunks = Chunker(17, 25).chunk(doc)
+    assert all(tokens.count_tokens(c.text) == c.tokens <= 25 for c in chunks), [(c.tokens, c.text) for c in chunks]
+    assert "36,000 the\n- –. 36,000" in "".join(c.text for c in chunks)  # nothing is lost
+
+
 def test_invalid_sizes_are_rejected() -> None:
     with pytest.raises(ValueError, match="max_tokens"):
         Chunker(200, 100)

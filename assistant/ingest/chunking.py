@@ -310,14 +310,16 @@ class Chunker:
         subject: str,
         page_at: Callable[[int], int | None],
     ) -> list[Chunk]:
-        # Split in two at a sentence until the model reads each piece whole.
-        if self.fits is None or self.fits(embedding_text(chunk)):
+        # Split in two at a sentence until each piece is within max_tokens (packing counts the
+        # sentences, not what lies between them: list markers, dropped fragments) and the
+        # model reads it whole.
+        if chunk.tokens <= self.max_tokens and (self.fits is None or self.fits(embedding_text(chunk))):
             return [chunk]
         sentences = list(chunk.sentences)
         if len(sentences) == 1:
             halves = _halve(document.text, sentences[0])
             if halves is None:
-                raise ValueError(f"cannot make {chunk.id} fit the embedding model's window")
+                raise ValueError(f"cannot make {chunk.id} fit max_tokens and the embedding model's window")
             sentences = list(halves)
         middle = len(sentences) // 2
         out = []
