@@ -629,7 +629,8 @@ def train_reader(
         result = _guard(lambda: train(squad, out, TrainingConfig(threads=threads)))
         print(json.dumps(result["validation"], indent=2))
     data = _guard(lambda: calibrate(out, squad))
-    print(json.dumps({k: data[k] for k in ("answer_threshold", "span_threshold", "in_line")}, indent=2))
+    shown = ("answer_threshold", "span_threshold", "gate_threshold", "in_line")
+    print(json.dumps({k: data[k] for k in shown}, indent=2))
 
 
 @app.command("export-embedder")

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     # reader (assistant/answering/models/reader); llm: written by an OpenAI-compatible model.
     answerer: Literal["extractive", "reader", "llm"] = "extractive"
     reader_dir: Path | None = None  # a trained reader's folder; None: the one shipped in the package
+    # The extractive answerer's answers pass the reader's gate: declined when the reader finds no
+    # sentence of the passages that answers the question (ReaderGate). False: the rules alone.
+    reader_gate: bool = True
     # Questions the demo page suggests and the Slack help quotes, separated by "|". None by
     # default: good examples name things in your own documents.
     example_questions: str = ""

@@ -26,7 +26,7 @@ from assistant.answering.extractive import (
 )
 from assistant.answering.llm import LLMAnswerer, StreamingAnswerer
 from assistant.answering.reader import CALIBRATION_FILE, SHIPPED_READER, Reader, sha256_of
-from assistant.answering.reader_answerer import ReaderAnswerer
+from assistant.answering.reader_answerer import ReaderAnswerer, ReaderGate
 from assistant.config import Settings
 from assistant.conversation.rewrite import standalone_question
 from assistant.embedding import CachedEmbedder, Embedder, EmbeddingCache, make_embedder
@@ -218,6 +218,11 @@ class Assistant:
         """The reader that chooses answer sentences (loaded once, shared by index versions)."""
         return Reader(self.settings.reader_dir or SHIPPED_READER, threads=self.settings.onnx_threads or None)
 
+    @property
+    def gated(self) -> bool:
+        """Whether the extractive answerer's answers pass the reader's gate (the default)."""
+        return self.settings.answerer == "extractive" and self.settings.reader_gate
+
     @cached_property
     def extractive_calibration(self) -> ExtractiveCalibration:
         """The extractive answerer's fitted weights (the shipped ones unless configured)."""
@@ -236,11 +241,13 @@ class Assistant:
         for doc_id, entry in sorted(manifest.documents.items()):
             corpus.update(f"{doc_id}\0{entry['hash']}\n".encode())
         calibration = self.extractive_calibration.sha256
-        if s.answerer == "reader":
-            # The extractive answerer's weights count too: it reads the languages the reader does not.
+        if s.answerer == "reader" or self.gated:
+            # Both answerers' fitted numbers count: the extractive one reads the languages the
+            # reader does not, and the reader's gate checks the extractive one's answers.
             calibration = f"{sha256_of(self.reader.model_dir / CALIBRATION_FILE)}+{calibration}"
+        answerer = {"llm": f"llm:{s.llm_model}", "extractive": "extractive+reader-gate" if self.gated else None}
         return {
-            "answerer": s.answerer if s.answerer != "llm" else f"llm:{s.llm_model}",
+            "answerer": answerer.get(s.answerer) or s.answerer,
             "calibration_sha256": calibration,
             "embedding_model": manifest.model,
             "corpus_sha256": corpus.hexdigest(),
@@ -273,8 +280,8 @@ class Assistant:
             previous=store.previous_chunk,
             language_of=language_of,
         )
-        if s.answerer == "reader":
-            answerer = ReaderAnswerer(
+        if s.answerer == "reader" or self.gated:
+            reader = ReaderAnswerer(
                 self.reader,
                 idf=store.keyword.idf,
                 knows_name=store.keyword.knows_name,
@@ -282,6 +289,7 @@ class Assistant:
                 language_of=language_of,
                 other_languages=answerer,
             )
+            answerer = reader if s.answerer == "reader" else ReaderGate(answerer, reader)
         if s.answerer == "llm":
             answerer = LLMAnswerer(
                 s.llm_model,

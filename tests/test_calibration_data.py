@@ -108,7 +108,7 @@ def test_the_gate_refuses_a_baseline_of_another_corpus_and_eval_writes_no_report
     assert made.returncode == 0, made.stderr
     assert list(work.iterdir()) == []  # no report, no chart: nothing but what was asked for
     assert json.loads(report.read_text())["setup"]["embedding_model"]
-    assert json.loads(baseline.read_text())["setup"]["answerer"] == "extractive"
+    assert json.loads(baseline.read_text())["setup"]["answerer"] == "extractive+reader-gate"
 
     assert run("eval", "--gold", str(gold), "--check", str(baseline), env=env, cwd=work).returncode == 0
     (corpus / name).write_text((CORPUS / name).read_text(encoding="utf-8") + "\nA new line.\n", encoding="utf-8")

@@ -142,6 +142,8 @@ class Calibration:
     answer_threshold: float  # decline when no sentence's answer score reaches this
     span_threshold: float  # lead with the short answer when its probability reaches this
     fitted_on: str  # how and on what the numbers were fitted
+    # `ReaderGate`: another answerer's answer is declined when no sentence reaches this.
+    gate_threshold: float = 0.0
     # Weights of a logistic regression over the reader's logit and the retrieval's evidence
     # (`assistant.answering.extractive.FEATURES`), fitted in the assistant's own line; empty
     # when the reader's probability alone is the answer score.
@@ -156,6 +158,7 @@ class Calibration:
             answer_threshold=float(data["answer_threshold"]),
             span_threshold=float(data["span_threshold"]),
             fitted_on=str(data.get("fitted_on", "")),
+            gate_threshold=float(data.get("gate_threshold", 0.0)),
             combiner={str(k): float(v) for k, v in data.get("combiner", {}).items()},
         )
 

@@ -180,17 +180,32 @@ class ReaderAnswerer:
 
     def read(self, q: QuestionProfile, hits: Sequence[Hit]) -> list[Read]:
         """Reads the likeliest sentences of the hits against the question, best first."""
-        offered = self._offered(q, hits)
-        ranked = sorted(offered, key=lambda o: -(o.coverage + o.similarity))[: self.settings.candidates]
-        verdicts = self.reader.read(q.text, [o.candidate for o in ranked])
-        combiner = self.reader.calibration.combiner
-        reads = []
-        for o, verdict in zip(ranked, verdicts, strict=True):
-            sentence = o.hit.chunk.sentences[o.index]
-            read = Read(o.hit, o.index, sentence, o.candidate.sentence, verdict, o.coverage, o.similarity)
-            reads.append(replace(read, p=answer_score(read, combiner)))
+        reads = [self._read_one(q, o) for o in self._ranked(q, hits)]
         reads.sort(key=lambda r: (-r.p, r.hit.rank, r.sentence.start))
         return reads
+
+    def support(self, q: QuestionProfile, hits: Sequence[Hit], enough: float) -> float:
+        """Returns the best answer score among the sentences `read` would read, up to `enough`.
+
+        Reads them one at a time in the first pass's order and stops at the first that reaches
+        `enough`: whether any does is decided as `read` would, mostly after a read or two.
+        """
+        best = 0.0
+        for offered in self._ranked(q, hits):
+            best = max(best, self._read_one(q, offered).p)
+            if best >= enough:
+                break
+        return best
+
+    def _ranked(self, q: QuestionProfile, hits: Sequence[Hit]) -> list[_Offered]:
+        offered = self._offered(q, hits)
+        return sorted(offered, key=lambda o: -(o.coverage + o.similarity))[: self.settings.candidates]
+
+    def _read_one(self, q: QuestionProfile, o: _Offered) -> Read:
+        (verdict,) = self.reader.read(q.text, [o.candidate])
+        sentence = o.hit.chunk.sentences[o.index]
+        read = Read(o.hit, o.index, sentence, o.candidate.sentence, verdict, o.coverage, o.similarity)
+        return replace(read, p=answer_score(read, self.reader.calibration.combiner))
 
     def _offered(self, q: QuestionProfile, hits: Sequence[Hit]) -> list[_Offered]:
         # The cheap first pass: the share of the question's (idf-weighted) terms a sentence and
@@ -265,3 +280,41 @@ class ReaderAnswerer:
         if len(span.split()) > self.settings.max_span_words or len(span) >= 0.8 * len(best.text.strip()):
             return ""
         return span.rstrip(".,;:")
+
+
+class ReaderGate:
+    """Another answerer's answers, declined when the reader finds nothing in the hits that answers.
+
+    The other answerer (the extractive one) chooses and composes the answer; the reader only
+    decides whether the retrieved passages answer the question at all: when no sentence it
+    reads reaches the gate threshold, the question is declined. The gate threshold is the
+    calibration's too, set lower than the reader's own answer threshold so that it keeps 98% of
+    answerable questions answered on the validation articles: it stacks on the other
+    answerer's own abstentions. An answer citing a passage in a language the reader was not
+    trained on passes unchecked: its verdicts there say nothing. An answer that passes keeps
+    the other answerer's confidence; a declined one carries the reader's best score.
+
+    Args:
+        answerer: chooses and composes the answers.
+        reader: reads the hits' sentences against the question (its calibration holds the gate).
+    """
+
+    def __init__(self, answerer: Answerer, reader: ReaderAnswerer) -> None:
+        self.answerer = answerer
+        self.reader = reader
+        self.name = answerer.name
+
+    @property
+    def threshold(self) -> float:
+        """The answer score some sentence of the hits needs for an answer to be given."""
+        return self.reader.reader.calibration.gate_threshold
+
+    def answer(self, question: str, hits: Sequence[Hit], history: Sequence[Turn] = ()) -> Answer:
+        """Returns the other answerer's answer, or an abstention when the reader finds no answer."""
+        answer = self.answerer.answer(question, hits, history)
+        if answer.abstained or not all(self.reader.reads(c.doc) for c in answer.citations):
+            return answer
+        support = self.reader.support(profile(question), hits, enough=self.threshold)
+        if support < self.threshold:
+            return replace(declined(question, hits, support), answerer=answer.answerer)
+        return answer

@@ -165,8 +165,14 @@ def trade_off(scored: list[Scored]) -> list[dict[str, float]]:
     return [fit(scored, answered=a) for a in (0.80, 0.85, 0.90, 0.92, 0.95, 0.98)]
 
 
-def calibrate(reader_dir: Path, squad_dir: Path, *, k: int = 5, answered: float = 0.92) -> dict[str, Any]:
-    """Fits the answer score and threshold in the line and writes them into the calibration file.
+def calibrate(
+    reader_dir: Path, squad_dir: Path, *, k: int = 5, answered: float = 0.92, gate_answered: float = 0.98
+) -> dict[str, Any]:
+    """Fits the answer score and thresholds in the line and writes them into the calibration file.
+
+    `answered` sets the reader answerer's own threshold; `gate_answered` the gate's, when the
+    reader only checks another answerer's answers (`ReaderGate`): those lose answers to both
+    the other answerer's abstentions and the gate, so the gate keeps more.
 
     The combiner (reader logit with the retrieval's evidence) is kept only when it both picks
     the answer sentence more often and separates unanswerable questions better than the
@@ -190,19 +196,22 @@ def calibrate(reader_dir: Path, squad_dir: Path, *, k: int = 5, answered: float 
     chosen_combiner = combiner if better else {}
     scored = score_with(observations, chosen_combiner)
     chosen = fit(scored, answered=answered)
+    gate = fit(scored, answered=gate_answered)
     data.update(
         {
             "answer_threshold": chosen["answer_threshold"],
+            "gate_threshold": gate["answer_threshold"],
             "span_threshold": fit_span_threshold(scored, chosen["answer_threshold"]),
             "combiner": chosen_combiner,
             "fitted_on": (
                 f"the assistant's own line (hybrid retrieval, k={k}, reader) over the "
                 f"{TrainingConfig.validation_articles} SQuAD 2.0 dev articles held out from training "
                 f"({len(observations)} questions); the threshold keeps {answered:.0%} of answerable "
-                "questions answered; the span threshold leads with a short answer only where 85% of "
-                "those shown in the line are right."
+                f"questions answered, the gate threshold {gate_answered:.0%}; the span threshold leads "
+                "with a short answer only where 85% of those shown in the line are right."
             ),
             "in_line": chosen,
+            "in_line_gate": gate,
             "in_line_reader_alone": alone,
             "in_line_combined": {**combined, "weights": combiner},
             "trade_off": trade_off(scored),
@@ -225,6 +234,7 @@ def write_model_card(reader_dir: Path, calibration: dict[str, Any]) -> None:
         for r in calibration["trade_off"]
     )
     combined, alone = calibration["in_line_combined"], calibration["in_line_reader_alone"]
+    gate = calibration["in_line_gate"]
     score_kind = (
         "a logistic regression over the reader's logit and the retrieval's evidence"
         if calibration["combiner"]
@@ -244,8 +254,9 @@ A cross-encoder that reads a question against one sentence (with its section hea
 sentence before it) and gives the probability that the sentence answers the question, and the
 short answer inside it. The assistant's reader answerer (`ASSISTANT_ANSWERER=reader`,
 `assistant/answering/reader_answerer.py`) uses it to choose the answer sentence and to decline
-when no sentence answers. It was trained on English only: when the best passage is in another
-language, the extractive answerer reads it instead.
+when no sentence answers. The default (extractive) answerer's answers pass its gate too
+(`ReaderGate`). It was trained on English only: when the best passage is in another language,
+the extractive answerer reads it, unchecked.
 
 | | |
 |---|---|
@@ -309,6 +320,11 @@ when it wins on both.
 {rows}
 
 The short answer leads the answer when its probability reaches {calibration["span_threshold"]:.3f}.
+
+As a gate on the default (extractive) answerer, the reader declines a question when no sentence
+reaches {gate["answer_threshold"]:.3f}: {gate["answered"]:.3f} of answerable questions keep their answer and
+{gate["declined_unanswerable"]:.3f} of unanswerable ones are declined (before the extractive answerer's own
+abstentions).
 A changed model file no longer matches the sha256 above: the reader then refuses to load
 until `assistant train-reader --calibrate-only` refits the thresholds.
 """
