@@ -220,8 +220,9 @@ class Assistant:
 
     @property
     def gated(self) -> bool:
-        """Whether the extractive answerer's answers pass the reader's gate (the default)."""
-        return self.settings.answerer == "extractive" and self.settings.reader_gate
+        """Whether answers pass the reader's gate: the extractive answerer's (the default), and the
+        LLM answerer's questions before a model call (its fallback, the extractive one, too)."""
+        return self.settings.answerer in ("extractive", "llm") and self.settings.reader_gate
 
     @cached_property
     def extractive_calibration(self) -> ExtractiveCalibration:
@@ -245,9 +246,9 @@ class Assistant:
             # Both answerers' fitted numbers count: the extractive one reads the languages the
             # reader does not, and the reader's gate checks the extractive one's answers.
             calibration = f"{sha256_of(self.reader.model_dir / CALIBRATION_FILE)}+{calibration}"
-        answerer = {"llm": f"llm:{s.llm_model}", "extractive": "extractive+reader-gate" if self.gated else None}
+        answerer = f"llm:{s.llm_model}" if s.answerer == "llm" else s.answerer
         return {
-            "answerer": answerer.get(s.answerer) or s.answerer,
+            "answerer": f"{answerer}+reader-gate" if self.gated else answerer,
             "calibration_sha256": calibration,
             "embedding_model": manifest.model,
             "corpus_sha256": corpus.hexdigest(),
@@ -280,6 +281,7 @@ class Assistant:
             previous=store.previous_chunk,
             language_of=language_of,
         )
+        gate = None
         if s.answerer == "reader" or self.gated:
             reader = ReaderAnswerer(
                 self.reader,
@@ -290,6 +292,7 @@ class Assistant:
                 other_languages=answerer,
             )
             answerer = reader if s.answerer == "reader" else ReaderGate(answerer, reader)
+            gate = answerer if isinstance(answerer, ReaderGate) else None
         if s.answerer == "llm":
             answerer = LLMAnswerer(
                 s.llm_model,
@@ -298,6 +301,7 @@ class Assistant:
                 api_key=s.llm_api_key,
                 timeout_s=s.llm_timeout_s,
                 max_tokens=s.llm_max_tokens,
+                answerable=gate.answerable if gate else None,
             )
         return Engine(store, retriever, answerer)
 

@@ -495,7 +495,9 @@ class LLMAnswerer:
     closes; by default one is built from `base_url`, `api_key` and `timeout_s` (the longest
     wait for the connection, for the first token and between tokens), without retries: the
     fallback answers at once instead. `max_tokens` caps the answer's length (None: the
-    server's limit); an answer cut there is kept.
+    server's limit); an answer cut there is kept. `answerable` (the reader's gate by default
+    in the assistant) tells whether the passages hold an answer at all: when they do not, the
+    question is declined without spending a model call.
     """
 
     name = "llm"
@@ -512,6 +514,7 @@ class LLMAnswerer:
         temperature: float | None = 0.0,
         budget: PromptBudget | None = None,
         max_tokens: int | None = 512,
+        answerable: Callable[[str, Sequence[Hit]], bool] | None = None,
     ) -> None:
         if not model.strip():
             raise ValueError("model must name the model the server serves")
@@ -531,6 +534,7 @@ class LLMAnswerer:
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.budget = budget or PromptBudget()
+        self.answerable = answerable
         self._base_url = base_url
         self._api_key = key  # a SecretStr: its repr never shows the key
         self._client_factory = client_factory or self._default_client
@@ -555,7 +559,7 @@ class LLMAnswerer:
 
     def answer(self, question: str, hits: Sequence[Hit], history: Sequence[Turn] = ()) -> Answer:
         """Returns the model's answer with checked citations, or the fallback's if it fails."""
-        if not hits:
+        if not self._worth_asking(question, hits):
             return self._abstain(question, hits)
         started = time.perf_counter()
         prompt = self.prompt(question, hits, history)
@@ -577,7 +581,7 @@ class LLMAnswerer:
         (it is what a conversation stores), and its citations are the fallback's. An answer
         that ends without citing any passage is followed the same way, by `UNCITED_NOTE`.
         """
-        if not hits:
+        if not self._worth_asking(question, hits):
             answer = self._abstain(question, hits)
             yield answer.text
             yield answer
@@ -670,8 +674,12 @@ class LLMAnswerer:
         logger.debug("llm answer: %d chars, %d citations, %.0f ms", len(text), len(citations), elapsed)
         return Answer(question, text, citations, False, tuple(hits), answerer=self.name)
 
+    def _worth_asking(self, question: str, hits: Sequence[Hit]) -> bool:
+        # Nothing retrieved, or nothing retrieved that answers: no call is made.
+        return bool(hits) and (self.answerable is None or self.answerable(question, hits))
+
     def _abstain(self, question: str, hits: Sequence[Hit]) -> Answer:
-        # Nothing was retrieved: there is nothing to ground an answer on, so no call is made.
+        # There is nothing to ground an answer on, so no call was made.
         return Answer(question, NOT_FOUND, (), True, tuple(hits), answerer=self.name)
 
     def _fall_back(

@@ -314,7 +314,20 @@ class ReaderGate:
         answer = self.answerer.answer(question, hits, history)
         if answer.abstained or not all(self.reader.reads(c.doc) for c in answer.citations):
             return answer
-        support = self.reader.support(profile(question), hits, enough=self.threshold)
+        support = self.support(question, hits)
         if support < self.threshold:
             return replace(declined(question, hits, support), answerer=answer.answerer)
         return answer
+
+    def answerable(self, question: str, hits: Sequence[Hit]) -> bool:
+        """Tells whether some retrieved sentence answers the question, before any answer is written.
+
+        Hits in a language the reader was not trained on may hold the answer: then it cannot say.
+        """
+        if not all(self.reader.reads(hit.chunk.doc_id) for hit in hits):
+            return True
+        return self.support(question, hits) >= self.threshold
+
+    def support(self, question: str, hits: Sequence[Hit]) -> float:
+        """The best answer score among the hits' sentences, read until one reaches the threshold."""
+        return self.reader.support(profile(question), hits, enough=self.threshold)

@@ -7,8 +7,8 @@ and load (figures taken while other jobs run are noisy: the load average says so
     index   cold index (index folder and embedding cache removed), no-op reindex, reindex after
             one changed document: wall time of `assistant index` in a child process, interpreter
             start included; peak memory of that process; size of the index version folder
-    ask     warm `Assistant.ask` over the gold questions, with the extractive answerer and with
-            the trained reader: p50/p95 of retrieval, answer, total
+    ask     warm `Assistant.ask` over the gold questions: the default (rules behind the reader's
+            gate), the rules alone and the trained reader: p50/p95 of retrieval, answer, total
     chat    POST /api/chat against `assistant serve` (its default workers), 1 and 8 concurrent
             clients: p50/p95, throughput; memory of all the server's processes
     workers eval/bench/serving_workers.py: one process against two workers in the same run, 8
@@ -414,10 +414,14 @@ def _workdir(given: Path | None) -> Iterator[Path]:
         yield Path(folder)
 
 
-def _settings(corpus: Path, index_dir: Path, data_dir: Path, answerer: str = "extractive") -> Any:
+def _settings(
+    corpus: Path, index_dir: Path, data_dir: Path, answerer: str = "extractive", reader_gate: bool = True
+) -> Any:
     from assistant.config import Settings
 
-    return Settings(corpus_dir=corpus, index_dir=index_dir, data_dir=data_dir, answerer=answerer)
+    return Settings(
+        corpus_dir=corpus, index_dir=index_dir, data_dir=data_dir, answerer=answerer, reader_gate=reader_gate
+    )
 
 
 def _bench_index(
@@ -499,9 +503,11 @@ def _bench_ask(options: BenchOptions, report: BenchReport, corpus: Path, index_d
     questions = load_questions(options.gold)
     if options.quick:
         questions = questions[:20]
-    # The extractive answerer (the default) and the trained reader, one after the other.
-    for answerer, label in (("extractive", "ask"), ("reader", "ask (reader)")):
-        assistant = Assistant(_settings(corpus, index_dir, index_dir.parent / "data", answerer))
+    # The default (the extractive answerer behind the reader's gate), the rules alone and the
+    # trained reader as the answerer, one after the other.
+    setups = (("extractive", True, "ask"), ("extractive", False, "ask (rules alone)"), ("reader", True, "ask (reader)"))
+    for answerer, gate, label in setups:
+        assistant = Assistant(_settings(corpus, index_dir, index_dir.parent / "data", answerer, gate))
         say(f"{label}: {len(questions)} questions x {options.runs} runs, warm")
         for question, history in questions:  # warm-up: model, index files, caches
             assistant.ask(question, history)

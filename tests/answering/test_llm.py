@@ -29,6 +29,7 @@ from assistant.answering.llm import (
     build_prompt,
     neutralise,
 )
+from assistant.answering.reader_answerer import ReaderGate
 from assistant.config import Settings
 from assistant.embedding import Embedder
 from assistant.errors import ConfigError
@@ -235,6 +236,24 @@ def test_no_hits_abstain_without_calling_the_server(fake: FakeOpenAI) -> None:
     pieces, final = collect(answerer.stream("Anything?", []))
     assert final.abstained and "".join(pieces) == NOT_FOUND
     assert fake.completions == []
+
+
+def test_passages_judged_to_hold_no_answer_abstain_without_calling_the_server(fake: FakeOpenAI) -> None:
+    judged: list[tuple[str, int]] = []
+
+    def answerable(question: str, hits: Sequence[Hit]) -> bool:
+        judged.append((question, len(hits)))
+        return "founded" in question
+
+    fake.reply(Reply("Bwcon was founded in 1997 [1]."))
+    answerer = llm(fake, answerable=answerable)
+    assert answerer.answer("Who chairs Bwcon?", HITS).abstained
+    pieces, final = collect(answerer.stream("Who chairs Bwcon?", HITS))
+    assert final.abstained and "".join(pieces) == NOT_FOUND
+    assert fake.completions == []
+    assert not answerer.answer("When was Bwcon founded?", HITS).abstained
+    assert len(fake.completions) == 1
+    assert judged == [("Who chairs Bwcon?", len(HITS))] * 2 + [("When was Bwcon founded?", len(HITS))]
 
 
 # -- the prompt -------------------------------------------------------------------------
@@ -720,10 +739,22 @@ def test_the_assistant_falls_back_when_the_llm_fails(
 
 
 def test_the_engine_answerer_is_chosen_by_the_settings(llm_assistant: Assistant, assistant: Assistant) -> None:
-    assert isinstance(llm_assistant.engine.answerer, LLMAnswerer)
-    assert isinstance(llm_assistant.engine.answerer, StreamingAnswerer)
-    assert isinstance(llm_assistant.engine.answerer.fallback, ExtractiveAnswerer)
+    answerer = llm_assistant.engine.answerer
+    assert isinstance(answerer, LLMAnswerer) and isinstance(answerer, StreamingAnswerer)
+    # The reader's gate checks the fallback's answers and is asked before each model call.
+    assert isinstance(answerer.fallback, ReaderGate)
+    assert isinstance(answerer.fallback.answerer, ExtractiveAnswerer)
+    assert answerer.answerable == answerer.fallback.answerable
+    assert llm_assistant.setup()["answerer"] == f"llm:{llm_assistant.settings.llm_model}+reader-gate"
     assert not isinstance(assistant.engine.answerer, StreamingAnswerer)
+
+
+def test_a_question_the_passages_do_not_answer_costs_no_model_call(llm_assistant: Assistant, fake: FakeOpenAI) -> None:
+    fake.respond_with(lambda request: Reply("Flanders Make is led by its board [1]."))
+    before = len(fake.completions)
+    answer = llm_assistant.ask("Who is the director of Flanders Make?")
+    assert answer.abstained and answer.text == NOT_FOUND and answer.citations == ()
+    assert len(fake.completions) == before
 
 
 def sse(text: str) -> list[tuple[str, str]]:
