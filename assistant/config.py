@@ -65,7 +65,8 @@ class Settings(BaseSettings):
     answerer: Literal["extractive", "reader", "llm"] = "extractive"
     reader_dir: Path | None = None  # a trained reader's folder; None: the one shipped in the package
     # The extractive answerer's answers pass the reader's gate: declined when the reader finds no
-    # sentence of the passages that answers the question (ReaderGate). False: the rules alone.
+    # sentence of the passages that answers the question (ReaderGate); the LLM answerer asks the
+    # gate before each model call. False: neither.
     reader_gate: bool = True
     # Questions the demo page suggests and the Slack help quotes, separated by "|". None by
     # default: good examples name things in your own documents.

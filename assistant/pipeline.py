@@ -291,8 +291,17 @@ class Assistant:
                 language_of=language_of,
                 other_languages=answerer,
             )
-            answerer = reader if s.answerer == "reader" else ReaderGate(answerer, reader)
-            gate = answerer if isinstance(answerer, ReaderGate) else None
+            if s.answerer == "reader":
+                answerer = reader
+            else:
+                answerer = gate = ReaderGate(answerer, reader)
+                if gate.threshold <= 0:
+                    logger.warning(
+                        "%s has no gate threshold, so the reader's gate declines nothing: refit it with "
+                        "`assistant train-reader --calibrate-only --out %s`",
+                        self.reader.model_dir / CALIBRATION_FILE,
+                        self.reader.model_dir,
+                    )
         if s.answerer == "llm":
             answerer = LLMAnswerer(
                 s.llm_model,

@@ -251,9 +251,9 @@ def test_passages_judged_to_hold_no_answer_abstain_without_calling_the_server(fa
     pieces, final = collect(answerer.stream("Who chairs Bwcon?", HITS))
     assert final.abstained and "".join(pieces) == NOT_FOUND
     assert fake.completions == []
-    assert not answerer.answer("When was Bwcon founded?", HITS).abstained
+    assert not answerer.answer("In which year was Bwcon founded?", HITS).abstained
     assert len(fake.completions) == 1
-    assert judged == [("Who chairs Bwcon?", len(HITS))] * 2 + [("When was Bwcon founded?", len(HITS))]
+    assert judged == [("Who chairs Bwcon?", len(HITS))] * 2 + [("In which year was Bwcon founded?", len(HITS))]
 
 
 # -- the prompt -------------------------------------------------------------------------

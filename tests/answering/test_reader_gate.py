@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from assistant.answering.citations import cite
+from assistant.answering.reader import CALIBRATION_FILE, SHIPPED_READER
 from assistant.answering.reader_answerer import ReaderAnswerer, ReaderGate
 from assistant.config import Settings
 from assistant.embedding import Embedder
@@ -169,3 +173,17 @@ def test_a_question_the_documents_answer_keeps_its_answer_by_default(
     assert not answer.abstained, answer.text
     assert fact in answer.text
     assert_citations_exact(default_assistant, answer)
+
+
+def test_a_reader_calibrated_before_the_gate_existed_is_reported(
+    built_index: Path, real_embedder: Embedder, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    for name in ("reader-int8.onnx", "tokenizer.json", CALIBRATION_FILE):
+        shutil.copyfile(SHIPPED_READER / name, tmp_path / name)
+    data = json.loads((tmp_path / CALIBRATION_FILE).read_text())
+    del data["gate_threshold"]
+    (tmp_path / CALIBRATION_FILE).write_text(json.dumps(data))
+    settings = Settings(corpus_dir=CORPUS, index_dir=built_index, data_dir=tmp_path / "data", reader_dir=tmp_path)
+    with caplog.at_level(logging.WARNING, logger="assistant.pipeline"):
+        assert isinstance(Assistant(settings, real_embedder).engine.answerer, ReaderGate)
+    assert "no gate threshold" in caplog.text and "--calibrate-only" in caplog.text
