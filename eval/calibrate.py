@@ -43,7 +43,8 @@ def vector(evidence: Evidence) -> np.ndarray:
 
 def collect(gold_path: Path, index_dir: Path, k: int) -> list[dict[str, object]]:
     """Retrieves and scores the candidate sentences of every gold question."""
-    assistant = Assistant(Settings(index_dir=index_dir))
+    # The rules' own weights are fitted on the rules alone, without the reader's gate after them.
+    assistant = Assistant(Settings(index_dir=index_dir, reader_gate=False))
     engine = assistant.engine
     answerer = engine.answerer
     assert isinstance(answerer, ExtractiveAnswerer)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -115,3 +117,24 @@ def test_the_gate_refuses_a_baseline_of_another_corpus_and_eval_writes_no_report
     changed = run("eval", "--gold", str(gold), "--corpus", str(corpus), "--check", str(baseline), env=env, cwd=work)
     assert changed.returncode == 1
     assert "not comparable: corpus_sha256" in changed.stderr and "--save-baseline" in changed.stderr
+
+
+@pytest.mark.slow
+def test_the_rules_weights_are_refitted_on_the_rules_alone(built_index: Path, tmp_path: Path) -> None:
+    # eval/calibrate.py reads the extractive answerer's signals: the reader's gate in front of it
+    # by default must not stand in its way, and the file it writes loads as the shipped one does.
+    root = Path(__file__).resolve().parents[1]
+    written = tmp_path / "calibration.json"
+    done = subprocess.run(
+        [sys.executable, str(root / "eval" / "calibrate.py"), "--set", f"{root / 'eval' / 'gold.jsonl'}={built_index}"]
+        + ["--write", str(written), "--threshold", "0.4"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "threshold | gold.jsonl: answered / declined" in done.stdout
+    fitted = ExtractiveCalibration.load(written)
+    assert fitted.threshold == 0.4 and set(fitted.answer) == set(ExtractiveCalibration.load().answer)
