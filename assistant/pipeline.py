@@ -12,7 +12,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -264,6 +264,11 @@ class Assistant:
         store = IndexStore.load(s.index_dir, model=self.embedder.model_id, milvus=self.milvus_config())
         weights = FusionWeights(s.keyword_weight, s.vector_weight, s.sentence_weight)
         retriever = Retriever(store, self.embedder, weights=weights)
+        return Engine(store, retriever, self._answerer(store))
+
+    def _answerer(self, store: IndexStore) -> Answerer:
+        """The answerer the settings name, over one loaded index."""
+        s = self.settings
         calibration = self.extractive_calibration
         stale = calibration.stale_for(store.manifest.model)
         if stale:
@@ -273,7 +278,7 @@ class Assistant:
         def language_of(doc_id: str) -> str:
             return str(documents.get(doc_id, {}).get("language", "und"))
 
-        answerer: Answerer = ExtractiveAnswerer(
+        rules = ExtractiveAnswerer(
             ExtractiveSettings(calibration=calibration),
             idf=store.keyword.idf,
             similar=store.keyword.similar_terms,
@@ -281,38 +286,39 @@ class Assistant:
             previous=store.previous_chunk,
             language_of=language_of,
         )
-        gate = None
-        if s.answerer == "reader" or self.gated:
-            reader = ReaderAnswerer(
-                self.reader,
-                idf=store.keyword.idf,
-                knows_name=store.keyword.knows_name,
-                previous=store.previous_chunk,
-                language_of=language_of,
-                other_languages=answerer,
+        if s.answerer != "reader" and not self.gated:
+            return rules if s.answerer == "extractive" else self._llm(rules)
+        reader = ReaderAnswerer(
+            self.reader,
+            idf=store.keyword.idf,
+            knows_name=store.keyword.knows_name,
+            previous=store.previous_chunk,
+            language_of=language_of,
+            other_languages=rules,
+        )
+        if s.answerer == "reader":
+            return reader
+        gate = ReaderGate(rules, reader)
+        if gate.threshold <= 0:
+            logger.warning(
+                "%s has no gate threshold, so the reader's gate declines nothing: refit it with "
+                "`assistant train-reader --calibrate-only --out %s`",
+                self.reader.model_dir / CALIBRATION_FILE,
+                self.reader.model_dir,
             )
-            if s.answerer == "reader":
-                answerer = reader
-            else:
-                answerer = gate = ReaderGate(answerer, reader)
-                if gate.threshold <= 0:
-                    logger.warning(
-                        "%s has no gate threshold, so the reader's gate declines nothing: refit it with "
-                        "`assistant train-reader --calibrate-only --out %s`",
-                        self.reader.model_dir / CALIBRATION_FILE,
-                        self.reader.model_dir,
-                    )
-        if s.answerer == "llm":
-            answerer = LLMAnswerer(
-                s.llm_model,
-                fallback=answerer,
-                base_url=s.llm_base_url,
-                api_key=s.llm_api_key,
-                timeout_s=s.llm_timeout_s,
-                max_tokens=s.llm_max_tokens,
-                answerable=gate.answerable if gate else None,
-            )
-        return Engine(store, retriever, answerer)
+        return gate if s.answerer == "extractive" else self._llm(gate, gate.answerable)
+
+    def _llm(self, fallback: Answerer, answerable: Callable[[str, Sequence[Hit]], bool] | None = None) -> Answerer:
+        s = self.settings
+        return LLMAnswerer(
+            s.llm_model,
+            fallback=fallback,
+            base_url=s.llm_base_url,
+            api_key=s.llm_api_key,
+            timeout_s=s.llm_timeout_s,
+            max_tokens=s.llm_max_tokens,
+            answerable=answerable,
+        )
 
     def reload(self) -> None:
         """Switches to the index version on disk; requests in flight finish on the old one."""
