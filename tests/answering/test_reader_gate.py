@@ -119,6 +119,16 @@ def test_an_answer_from_a_passage_in_a_language_the_reader_does_not_read_passes_
     assert rules.asked == 1
 
 
+def test_before_any_answer_the_gate_says_whether_the_passages_answer(reader: ReaderAnswerer) -> None:
+    # What the LLM answerer asks before spending a model call.
+    gate = ReaderGate(FirstSentence(), reader)
+    english = [_hit("en.txt", NORDLYS)]
+    assert gate.answerable("In which year was Nordlys Labs founded?", english)
+    assert not gate.answerable("Who is the chief executive of Nordlys Labs?", english)
+    # A passage it cannot read may hold the answer: it does not stand in the way.
+    assert gate.answerable("Who is the chief executive of Nordlys Labs?", [*english, _hit("sv.txt", SWEDISH, 2)])
+
+
 @pytest.fixture(scope="module")
 def default_assistant(built_index: Path, real_embedder: Embedder) -> Assistant:
     """The assistant as shipped: the extractive answerer behind the reader's gate."""
