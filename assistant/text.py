@@ -242,8 +242,26 @@ def words(text: str) -> list[str]:
 
 def analyze(text: str) -> list[str]:
     """Returns the terms of a text: words without stopwords, stemmed."""
+    if len(text) <= _REMEMBERED_CHARS:
+        return list(_remembered(text))
+    return _analyzed(text)
+
+
+def _analyzed(text: str) -> list[str]:
     kept = [w for w in words(text) if w not in STOPWORDS]
     return list(_stemmer().stemWords(kept))
+
+
+# Answering analyses the same sentences of the same passages question after question (the
+# extractive answerer's evidence, the reader's first pass): remembered, they cost a lookup.
+# Only short texts (sentences, headings, questions): whole chunks pass once, when indexed.
+# A few MB at most: 4,096 texts of at most 300 characters.
+_REMEMBERED_CHARS = 300
+
+
+@lru_cache(maxsize=4096)
+def _remembered(text: str) -> tuple[str, ...]:
+    return tuple(_analyzed(text))
 
 
 MONTHS = (

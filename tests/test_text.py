@@ -9,7 +9,7 @@ import pytest
 from assistant.config import Settings
 from assistant.errors import QuestionError
 from assistant.pipeline import Assistant
-from assistant.text import NEGATION, visible_text
+from assistant.text import NEGATION, analyze, visible_text
 from tests.conftest import FakeEmbedder
 
 EMPTY = "the question is empty: ask something about the documents"
@@ -87,3 +87,12 @@ def test_negation_is_found_in_contractions_and_not_inside_other_words() -> None:
         assert NEGATION.search(said), said
     for said in ("Nothing closed in Knowle.", "The notes are known.", "Nora chaired it."):
         assert not NEGATION.search(said), said
+
+
+def test_remembered_terms_are_the_same_and_never_shared() -> None:
+    sentence = "Plastipolis was awarded the Gold label in 2013."
+    first = analyze(sentence)
+    first.append("changed")  # a caller may change its list: the next one does not see it
+    assert analyze(sentence) == ["plastipoli", "award", "gold", "label", "2013"]
+    long_text = " ".join([sentence] * 20)  # past what is remembered: the same terms all the same
+    assert analyze(long_text) == analyze(sentence) * 20
