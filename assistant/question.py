@@ -130,7 +130,6 @@ class QuestionProfile:
     # which the answering sentence shows by example, not by word
     wants_list: bool
     answer_type: AnswerType | None
-    counted: str = ""  # stem of what "How many ..." counts ("peopl" in "How many people attended?")
 
     @property
     def wants_number(self) -> bool:
@@ -160,28 +159,11 @@ def profile(question: str) -> QuestionProfile:
         frame=frame,
         wants_list=_wants_list(question),
         answer_type=_answer_type(question),
-        counted=_counted(question),
     )
 
 
 _QUESTION_STEMS = frozenset(analyze(" ".join(_QUESTION_WORDS)))
 _FRAME = re.compile(rf"\b(which|what)\s+(?:\w+\s+)?({_NAME_NOUNS}|years?|dates?|months?|days?)\b", re.IGNORECASE)
-
-
-_HOW_MANY = re.compile(r"\bhow many\s+((?:[\w'’-]+\s+){0,3})", re.IGNORECASE)
-_COUNT_MODIFIERS = {"of", "the", "more", "other", "different", "new", "total", "additional", "separate", "such"}
-
-
-def _counted(question: str) -> str:
-    # "How many of the new members ..." counts members.
-    match = _HOW_MANY.search(question)
-    if not match:
-        return ""
-    for word in match.group(1).split():
-        if word.lower() not in _COUNT_MODIFIERS:
-            stems = analyze(word)
-            return stems[0] if stems and word.lower() not in AUXILIARIES else ""
-    return ""
 
 
 def _answer_type(question: str) -> AnswerType | None:

@@ -24,7 +24,7 @@ from typing import Protocol, TypeVar
 
 from assistant.answering.citations import cite
 from assistant.errors import ConfigError
-from assistant.ingest.documents import BOILERPLATE, detect_language
+from assistant.ingest.documents import BOILERPLATE
 from assistant.question import QuestionProfile, is_name_token, mentions, profile
 from assistant.records import NOT_FOUND, Answer, Chunk, Citation, Hit, Sentence, Turn
 from assistant.text import LIST_MARKER, MONTHS, NAME_TOKEN, NEGATION, analyze, fold
@@ -257,11 +257,6 @@ class ExtractiveAnswerer:
                 # A name the heading or title gives is as good as the sentence saying it: under
                 # "Flanders Make", "We have establishments in Lommel" is about Flanders Make.
                 credit.update({t: 1.0 for t in name_terms & context if t in weights and t not in direct})
-                if ANAPHOR.match(text) or REFERS_BACK.match(text):
-                    # "The project is led by i2CAT" is about the project the sentence before names
-                    # (which may end the chunk before this one).
-                    before = set(analyze(chunk.sentence_text(chunk.sentences[index - 1]) if index else lead))
-                    credit.update({t: 1.0 for t in name_terms & before if t in weights and t not in direct})
                 lexical = sum(weights[t] * c for t, c in credit.items())
                 attribute = sum(weights[t] * credit.get(t, 0.0) for t in attributes)
                 around = sum(weights[t] for t in q.terms if t not in credit and t in context)
@@ -281,13 +276,11 @@ class ExtractiveAnswerer:
                     phrases=sum(1 for p in pairs if p in adjacent) / len(pairs) if pairs else 0.0,
                     similarity=similarity,
                     passage=hit.vector_score,
-                    answer_type=_type_signal(q, self._with_antecedent(chunk, index, text)),
+                    answer_type=_type_signal(q, text),
                     missing_name=1.0 if missing else 0.0,
                     rank=1.0 / hit.rank,
                 )
                 content = sum(w * getattr(evidence, name) for name, w in select.items() if name != "rank")
-                if len(text.split()) > 60:
-                    content -= 0.1  # a run-on table row or list is rarely the answer
                 if q.wants_list and _introduces_list(text, q.frame):
                     content += self.settings.list_intro
                 score = content + select.get("rank", 0.0) * evidence.rank
@@ -305,17 +298,6 @@ class ExtractiveAnswerer:
             weight * getattr(best.evidence, name) for name, weight in w.items() if name != "bias"
         )
         return 1.0 / (1.0 + math.exp(-z))
-
-    @staticmethod
-    def _with_antecedent(chunk: Chunk, index: int, text: str) -> str:
-        # "At this occasion the working group was created" names its occasion in the sentence
-        # before, and the answer will carry that sentence (see `_fact_answer`): the kind of
-        # answer asked for ("at which event?") may be found there.
-        if index > 0 and REFERS_BACK.match(text) and not (chunk.subject and ANAPHOR.match(text)):
-            previous = chunk.sentences[index - 1]
-            if is_prose(chunk, previous):
-                return f"{chunk.sentence_text(previous)} {text}"
-        return text
 
     def _widened(self, terms: Sequence[str]) -> dict[str, set[str]]:
         # Words of the same root in the index ("recognised" for "recognition"), and words that
@@ -404,7 +386,7 @@ def _type_signal(q: QuestionProfile, text: str) -> float:
     if q.answer_type is None:
         return 0.0
     if q.answer_type == "number":
-        found = _has_quantity(text, percentage=bool(_PERCENT_CUES.search(q.text))) and _counts(text, q)
+        found = bool(_NUMBER.search(text))
     elif q.answer_type == "money":
         found = bool(_MONEY.search(text))
     elif q.answer_type == "date":
@@ -422,53 +404,6 @@ _MONEY = re.compile(
     r"yuan|rupees?|cents?)\b|\d\s?(k|m|bn)€|\b(free of charge|for free|no charge|without charge|costs? nothing)\b",
     re.IGNORECASE,
 )
-_PERCENT_CUES = re.compile(r"\b(percentage|percent|proportion|share)\b", re.IGNORECASE)
-_PERCENT = re.compile(r"%|\bper ?cent\b|\bpercentage\b|\bhalf\b|\bquarter\b|\bthird\b", re.IGNORECASE)
-_MONTH = (
-    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|"
-    r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
-)
-# Numbers that date something rather than count it: a year, an ordinal day, a day next to its month.
-_NOT_A_COUNT = re.compile(
-    rf"^(?:19|20)\d\d$|^\d+(?:st|nd|rd|th)$|^{_MONTH}$",
-    re.IGNORECASE,
-)
-_DAY_OF_MONTH = re.compile(
-    rf"\b\d{{1,2}}(?:st|nd|rd|th)?\.?\s+{_MONTH}\b|\b{_MONTH}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?\b", re.I
-)
-
-
-# Words that count the people at an event: "How many people attended?" is answered by
-# "60 participants". (Not "15 members" or "300 researchers": those count something narrower.)
-_PEOPLE = frozenset(analyze("people person persons participants attendees visitors delegates guests"))
-
-
-def _counts(text: str, q: QuestionProfile) -> bool:
-    # "How many people attended?" is not answered by "800 companies and 35,000 jobs": the
-    # sentence must name what is counted, when both are in one language ("6 företag" may well
-    # count the companies of an English question).
-    if not q.counted:
-        return True
-    languages = {detect_language(text), detect_language(q.text)}
-    if len(languages) > 1 and "und" not in languages:
-        return True
-    terms = set(analyze(text))
-    return q.counted in terms or (q.counted in _PEOPLE and bool(terms & _PEOPLE))
-
-
-def _has_quantity(text: str, *, percentage: bool) -> bool:
-    # "How many ..." is answered by a count, not by the year or the day the sentence mentions:
-    # "set up in May 2018" holds no answer to "how many members ...". A question about a share
-    # wants a percentage or a fraction.
-    if percentage:
-        return bool(_PERCENT.search(text))
-    undated = _DAY_OF_MONTH.sub(" ", text)
-    for match in _NUMBER.finditer(undated):
-        end = match.end()
-        token = undated[match.start() : end] + (re.match(r"(?:st|nd|rd|th)\b", undated[end:]) or [""])[0]
-        if not _NOT_A_COUNT.match(token):
-            return True
-    return False
 
 
 def _has_new_name(text: str, q: QuestionProfile) -> bool:

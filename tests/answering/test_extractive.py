@@ -6,7 +6,6 @@ from assistant.answering.citations import markers, renumber
 from assistant.answering.extractive import (
     Evidence,
     ExtractiveAnswerer,
-    _has_quantity,
     _introduces_list,
     _type_signal,
     attributed,
@@ -208,26 +207,6 @@ def test_a_name_may_be_translated_when_the_passages_found_are_in_several_languag
     assert unmentioned_names(q, None, [english], languages) == []
 
 
-@pytest.mark.parametrize(
-    ("sentence", "percentage", "expected"),
-    [
-        ("This group brings together about fifteen members in two working groups.", False, True),
-        ("With more than 800 companies and 1500 SMEs.", False, True),
-        # A year or a day of the month dates the sentence; it counts nothing.
-        ("The advisory group, set up in May 2018, will present its report.", False, False),
-        ("The AGM, this Thursday, 28th. February, is open to all.", False, False),
-        ("On March 19th the workshop took place in Florence.", False, False),
-        # The digits of a name count nothing either.
-        ("A webinar on investment aid in the era of Covid-19.", False, False),
-        # A question about a share wants a percentage or a fraction.
-        ("It contributes 21.7% of the national value added.", True, True),
-        ("It has 9.8 million inhabitants.", True, False),
-    ],
-)
-def test_a_count_is_not_a_year_or_a_date(sentence: str, percentage: bool, expected: bool) -> None:
-    assert _has_quantity(sentence, percentage=percentage) is expected
-
-
 def test_what_is_the_population_asks_for_a_number() -> None:
     assert profile("What is the combined population of the Nordic regions?").answer_type == "number"
     assert profile("What is the main goal of the cluster?").answer_type is None
@@ -247,16 +226,10 @@ def test_what_is_the_population_asks_for_a_number() -> None:
         ("How much did it cost to register?", "Registration was free of charge.", 1.0),
         ("How much did it cost to register?", "The workshop compared visions of Industry 4.0.", -1.0),
         ("What is the annual membership fee of the cluster?", "The AGM on 28 February is open to all.", -1.0),
-        # "How many people" is answered by a count of people, not of companies or jobs ...
-        ("How many people attended the AGM?", "With more than 800 companies representing 35,000 jobs.", -1.0),
+        # "How many" is answered by a sentence that holds a number; whether it counts the right
+        # thing is the reader's call (see the gate), not a word list's.
         ("How many people attended?", "The event gathered more than 600 participants in Lyon.", 1.0),
-        # ... but a sentence in another language cannot be held to the question's words.
-        (
-            "How many companies went through the programme on process maturity?",
-            "Ett program med 6 företag har genomförts för att utveckla processmognad ur ett sälj och "
-            "marknadsperspektiv.",
-            1.0,
-        ),
+        ("How many people attended?", "The event gathered participants from all over Europe.", -1.0),
     ],
 )
 def test_the_sentence_holds_the_kind_of_answer_asked_for(question: str, sentence: str, expected: float) -> None:
