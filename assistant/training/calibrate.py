@@ -218,12 +218,17 @@ def calibrate(
         }
     )
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    write_model_card(reader_dir, data)
+    available = sum(1 for _ in squad.questions(squad.load_articles(squad_dir / squad.SQUAD11)))
+    write_model_card(reader_dir, data, squad11_available=available)
     return data
 
 
-def write_model_card(reader_dir: Path, calibration: dict[str, Any]) -> None:
-    """Writes MODEL_CARD.md: what the reader is, what it was trained on, how well it does."""
+def write_model_card(reader_dir: Path, calibration: dict[str, Any], *, squad11_available: int = 0) -> None:
+    """Writes MODEL_CARD.md: what the reader is, what it was trained on, how well it does.
+
+    `squad11_available`: how many questions the SQuAD 1.1 file holds (0: unknown), so that a
+    sample as large as the file is called what it is, all of it.
+    """
     training = json.loads((reader_dir / TRAINING_FILE).read_text(encoding="utf-8"))
     config = training["config"]
     validation = training["validation_int8"]
@@ -248,6 +253,12 @@ def write_model_card(reader_dir: Path, calibration: dict[str, Any]) -> None:
         if negation_rate
         else ""
     )
+    wanted = int(config["squad11_questions"])
+    sampled = (
+        f"all {squad11_available:,} questions of its 440 articles"
+        if 0 < squad11_available <= wanted
+        else f"{wanted:,} questions sampled from 440 articles"
+    )
     card = f"""# The answer reader
 
 A cross-encoder that reads a question against one sentence (with its section heading and the
@@ -269,7 +280,7 @@ the extractive answerer reads it, unchecked.
 
 ## Training data and licence
 
-SQuAD 1.1 training set ({config["squad11_questions"]:,} questions sampled from 440 articles) and the
+SQuAD 1.1 training set ({sampled}) and the
 SQuAD 2.0 development set without the five articles of the project's benchmark
 (`../shared/bench/squad2/`), of which {config["validation_articles"]} articles are held out for validation and
 calibration. For each question: the sentence holding the answer (positive, with the answer's

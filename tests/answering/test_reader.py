@@ -97,3 +97,21 @@ def test_the_shipped_reader_tells_an_answer_from_a_lookalike() -> None:
     assert answer.p_answer > max(lookalike.p_answer, unrelated.p_answer)
     assert answer.p_answer >= reader.calibration.answer_threshold
     assert answer.span("The league was founded in 1356 in Lübeck.") in {"1356", "in 1356", "1356 in Lübeck"}
+
+
+def test_the_model_card_says_whether_all_of_squad_was_used(tmp_path: Path) -> None:
+    from assistant.training.calibrate import write_model_card
+
+    for name in ("reader-int8.onnx", "training.json", CALIBRATION_FILE):
+        shutil.copyfile(SHIPPED_READER / name, tmp_path / name)
+    calibration = json.loads((tmp_path / CALIBRATION_FILE).read_text(encoding="utf-8"))
+    wanted = json.loads((tmp_path / "training.json").read_text(encoding="utf-8"))["config"]["squad11_questions"]
+
+    def card(available: int) -> str:
+        write_model_card(tmp_path, calibration, squad11_available=available)
+        return (tmp_path / "MODEL_CARD.md").read_text(encoding="utf-8")
+
+    # A sample as large as the file is all of it; a smaller one (or an unknown file) is a sample.
+    assert f"SQuAD 1.1 training set (all {wanted - 1:,} questions of its 440 articles)" in card(wanted - 1)
+    assert f"SQuAD 1.1 training set ({wanted:,} questions sampled from 440 articles)" in card(wanted + 1)
+    assert f"SQuAD 1.1 training set ({wanted:,} questions sampled from 440 articles)" in card(0)
