@@ -619,7 +619,7 @@ def train_reader(
 ) -> None:
     """Train the answer reader on SQuAD (resumable), export it to int8 ONNX and calibrate it.
 
-    Needs the train extra: pip install -e '.[train]'. About an hour on 2 cores.
+    Needs the train extra: pip install -e '.[train]'. About two hours on 2 cores.
     """
     from assistant.training.calibrate import calibrate
 

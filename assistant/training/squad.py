@@ -249,7 +249,7 @@ def build(
     squad_dir: Path,
     *,
     seed: int = 13,
-    squad11_questions: int = 32000,
+    squad11_questions: int = 90000,
     validation_articles: int = 10,
     swap_rate: float = 0.35,
     negation_rate: float = 0.0,
