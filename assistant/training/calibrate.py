@@ -259,6 +259,15 @@ def write_model_card(reader_dir: Path, calibration: dict[str, Any], *, squad11_a
         if 0 < squad11_available <= wanted
         else f"{wanted:,} questions sampled from 440 articles"
     )
+    focus_negatives = int(config.get("focus_negatives", 0))
+    focus = (
+        f"\n\nThen a focus stage ({config['focus_epochs']} epoch, learning rate {config['focus_learning_rate']},"
+        f" its own warm-up and decay): SQuAD 2.0's training questions again, each against its {focus_negatives}"
+        " best-matching sentences (an unanswerable one against one more), with as many first-stage examples replayed as"
+        f" {config['focus_replay']:.0%} of the stage's own, so that SQuAD 1.1's answers are not forgotten."
+        if focus_negatives
+        else ""
+    )
     card = f"""# The answer reader
 
 A cross-encoder that reads a question against one sentence (with its section heading and the
@@ -287,7 +296,7 @@ calibration. For each question: the sentence holding the answer (positive, with 
 span), the other sentences of its paragraph that share most words with it (negatives),
 SQuAD 2.0's adversarial unanswerable questions against their best-matching sentences
 (negatives), {"" if negations else "and "}SQuAD 1.1 questions with one name or number swapped for another of the
-same article against their old answer sentence (negatives){negations}.
+same article against their old answer sentence (negatives){negations}.{focus}
 
 SQuAD: Rajpurkar, Zhang, Lopyrev and Liang (2016), "SQuAD: 100,000+ Questions for Machine
 Comprehension of Text"; SQuAD 2.0: Rajpurkar, Jia and Liang (2018), "Know What You Don't Know:

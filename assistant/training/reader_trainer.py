@@ -60,10 +60,34 @@ class TrainingConfig:
     checkpoint_every: int = 200
     validate_every: int = 600
     quick_validation: int = 300  # questions checked at each validation during training
+    # The focus stage, after the first pass (squad.focus_examples): SQuAD 2.0's training questions
+    # against this many look-alike sentences each (0: no stage), with first-stage examples
+    # replayed (`focus_replay` of the stage's size), at its own learning rate and schedule.
+    focus_negatives: int = 0
+    focus_replay: float = 0.5
+    focus_epochs: int = 1
+    focus_learning_rate: float = 2e-5
 
 
-def _identity(config: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in config.items() if k != "threads"}
+_FOCUS = ("focus_negatives", "focus_replay", "focus_epochs", "focus_learning_rate")
+
+
+def _identity(config: dict[str, Any], *, with_focus: bool = True) -> dict[str, Any]:
+    """The settings a checkpoint must share to resume: all but threads (and the focus stage's, before it)."""
+    return {k: v for k, v in config.items() if k != "threads" and (with_focus or k not in _FOCUS)}
+
+
+def learning_rate_factor(step: int, first: int, focus: int, config: TrainingConfig) -> float:
+    """The learning rate at `step`, as a factor of `config.learning_rate`.
+
+    Each stage warms up over its first `config.warmup` and then decays linearly to zero; the
+    first stage has `first` steps, the focus stage the `focus` after them.
+    """
+    length, at, peak = (
+        (first, step, 1.0) if step < first else (focus, step - first, config.focus_learning_rate / config.learning_rate)
+    )
+    warmup = max(1, int(config.warmup * length))
+    return peak * min((at + 1) / warmup, max(0.0, (length - at) / max(1, length - warmup)))
 
 
 def _require_torch() -> Any:
@@ -314,9 +338,17 @@ def train(
         validation_articles=config.validation_articles,
         swap_rate=config.swap_rate,
         negation_rate=config.negation_rate,
+        focus_negatives=config.focus_negatives,
+        focus_replay=config.focus_replay,
     )
     encoded = [encode_example(tokenizer, e) for e in data.examples]
     plan = [b for epoch in range(config.epochs) for b in batches(encoded, config.batch_size, config.seed + epoch)]
+    first = len(plan)
+    focus = [encode_example(tokenizer, e) for e in data.focus]
+    offset = len(encoded)
+    encoded.extend(focus)
+    for epoch in range(config.focus_epochs if focus else 0):
+        plan.extend([offset + i for i in b] for b in batches(focus, config.batch_size, config.seed + 100 + epoch))
     quick = random.Random(config.seed).sample(data.validation, min(config.quick_validation, len(data.validation)))
 
     model = build_model(model_dir)
@@ -329,22 +361,26 @@ def train(
         {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
     ]
     optimizer = torch.optim.AdamW(groups, lr=config.learning_rate)
-    warmup = max(1, int(config.warmup * len(plan)))
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min((step + 1) / warmup, max(0.0, (len(plan) - step) / (len(plan) - warmup)))
+        optimizer, lambda step: learning_rate_factor(step, first, len(plan) - first, config)
     )
     step = 0
     checkpoint = work / CHECKPOINT
     if checkpoint.is_file():
         state = torch.load(checkpoint, weights_only=False)
         # Threads change speed, not the result (beyond float rounding): a run may resume with others.
-        if _identity(state["config"]) != _identity(asdict(config)):
+        # A checkpoint of the first stage resumes into any focus stage: those settings come after it.
+        with_focus = state["step"] > first
+        if _identity(state["config"], with_focus=with_focus) != _identity(asdict(config), with_focus=with_focus):
             raise SystemExit(f"{checkpoint} was made with other settings: delete {work} to start again")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         torch.set_rng_state(state["rng"])
         step = state["step"]
+        # The optimizer kept the rate of its last step; a new stage may start where the old ended.
+        for group, base in zip(optimizer.param_groups, schedule.base_lrs, strict=True):
+            group["lr"] = base * learning_rate_factor(step, first, len(plan) - first, config)
         print(f"resuming from step {step} of {len(plan)}", file=sys.stderr)  # noqa: T201
 
     with (work / LOG).open("a", encoding="utf-8") as log:
@@ -535,12 +571,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--squad11-questions", type=int, default=TrainingConfig.squad11_questions)
     parser.add_argument("--epochs", type=int, default=TrainingConfig.epochs)
     parser.add_argument("--negation-rate", type=float, default=TrainingConfig.negation_rate)
+    parser.add_argument("--focus-negatives", type=int, default=TrainingConfig.focus_negatives)
+    parser.add_argument("--focus-epochs", type=int, default=TrainingConfig.focus_epochs)
     parser.add_argument("--threads", type=int, default=TrainingConfig.threads)
     args = parser.parse_args(argv)
     config = TrainingConfig(
         squad11_questions=args.squad11_questions,
         epochs=args.epochs,
         negation_rate=args.negation_rate,
+        focus_negatives=args.focus_negatives,
+        focus_epochs=args.focus_epochs,
         threads=args.threads,
     )
     result = train(args.squad, args.out, config)

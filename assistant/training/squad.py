@@ -149,20 +149,26 @@ def ranked_by_overlap(question: Question, exclude: set[int]) -> list[int]:
     return [i for *_, i in sorted(scored, reverse=True)]
 
 
+def _positive(question: Question) -> tuple[list[Example], set[int]] | None:
+    """Returns the question's positive example (none if unanswerable) and the sentences that
+    are no safe negatives; None when its answer cannot be placed in one sentence."""
+    found = answer_sentence(question)
+    if found is None:
+        return None if question.answers else ([], set())
+    i, span = found
+    texts = {t for _, t in question.answers}
+    # A sentence that also holds the answer text may answer too: neither label is safe.
+    unsafe = {j for j, (_, _, s) in enumerate(question.paragraph.sentences) if any(t in s for t in texts)}
+    return [Example(question.text, question.paragraph.candidate(i), 1, span, question.id)], unsafe
+
+
 def examples_for(question: Question, negatives: int, rng: random.Random) -> list[Example]:
     """Returns a question's positive (if any) and up to `negatives` hard negatives."""
-    para = question.paragraph
-    found = answer_sentence(question)
-    out: list[Example] = []
-    exclude: set[int] = set()
-    if found is not None:
-        i, span = found
-        out.append(Example(question.text, para.candidate(i), 1, span, question.id))
-        texts = {t for _, t in question.answers}
-        # A sentence that also holds the answer text may answer too: neither label is safe.
-        exclude = {j for j, (_, _, s) in enumerate(para.sentences) if any(t in s for t in texts)}
-    elif question.answers:
+    positive = _positive(question)
+    if positive is None:
         return []
+    out, exclude = positive
+    para = question.paragraph
     ranked = ranked_by_overlap(question, exclude)
     # Mostly the closest look-alikes, sometimes any other sentence of the paragraph.
     chosen = ranked[:negatives] if rng.random() < 0.7 else rng.sample(ranked, min(negatives, len(ranked)))
@@ -237,12 +243,32 @@ def negated(question: Question) -> Example | None:
     return Example(text, question.paragraph.candidate(found[0]), 0, None, question.id + "-negated")
 
 
+def focus_examples(question: Question, negatives: int) -> list[Example]:
+    """Returns a SQuAD 2.0 question's examples for the focus stage: more look-alikes per question.
+
+    An unanswerable question goes against its `negatives` best-matching sentences (the ones its
+    crowd worker made it look answered by); an answerable one against its answer sentence and
+    its closest look-alikes. Closest first, no random draw: the stage sees the hard cases.
+    """
+    positive = _positive(question)
+    if positive is None:
+        return []
+    out, exclude = positive
+    chosen = ranked_by_overlap(question, exclude)[:negatives]
+    return out + [Example(question.text, question.paragraph.candidate(j), 0, None, question.id) for j in chosen]
+
+
 @dataclass(frozen=True)
 class TrainingSet:
-    """The examples to train on, and the validation questions (held-out articles)."""
+    """The examples to train on, and the validation questions (held-out articles).
+
+    `focus` is the second stage's data (empty unless asked for): SQuAD 2.0's training
+    questions against more of their look-alike sentences, with SQuAD 1.1 examples replayed.
+    """
 
     examples: list[Example]
     validation: list[Question]
+    focus: list[Example]
 
 
 def build(
@@ -253,6 +279,8 @@ def build(
     validation_articles: int = 10,
     swap_rate: float = 0.35,
     negation_rate: float = 0.0,
+    focus_negatives: int = 0,
+    focus_replay: float = 0.5,
 ) -> TrainingSet:
     """Builds the shuffled training examples and the validation questions from SQuAD files."""
     rng = random.Random(seed)
@@ -279,4 +307,13 @@ def build(
             if example is not None:
                 examples.append(example)
     rng.shuffle(examples)
-    return TrainingSet(examples, list(questions(v2_val)))
+    focus: list[Example] = []
+    if focus_negatives:
+        # Its own generator: the first stage's data stay what they are with or without a focus.
+        focus_rng = random.Random(seed + 1)
+        for q in questions(v2_train):
+            focus.extend(focus_examples(q, negatives=focus_negatives + 1 if not q.answers else focus_negatives))
+        # Replayed first-stage examples keep SQuAD 1.1's answers from being forgotten.
+        focus.extend(focus_rng.sample(examples, int(focus_replay * len(focus))))
+        focus_rng.shuffle(focus)
+    return TrainingSet(examples, list(questions(v2_val)), focus)

@@ -115,3 +115,24 @@ def test_the_model_card_says_whether_all_of_squad_was_used(tmp_path: Path) -> No
     assert f"SQuAD 1.1 training set (all {wanted - 1:,} questions of its 440 articles)" in card(wanted - 1)
     assert f"SQuAD 1.1 training set ({wanted:,} questions sampled from 440 articles)" in card(wanted + 1)
     assert f"SQuAD 1.1 training set ({wanted:,} questions sampled from 440 articles)" in card(0)
+
+
+def test_the_model_card_describes_a_focus_stage_only_when_there_was_one(tmp_path: Path) -> None:
+    from assistant.training.calibrate import write_model_card
+
+    for name in ("reader-int8.onnx", "training.json", CALIBRATION_FILE):
+        shutil.copyfile(SHIPPED_READER / name, tmp_path / name)
+    calibration = json.loads((tmp_path / CALIBRATION_FILE).read_text(encoding="utf-8"))
+    training = json.loads((tmp_path / "training.json").read_text(encoding="utf-8"))
+
+    def card(focus_negatives: int) -> str:
+        config = {"focus_replay": 0.5, "focus_epochs": 1, "focus_learning_rate": 2e-5}
+        training["config"] = {**training["config"], **config, "focus_negatives": focus_negatives}
+        (tmp_path / "training.json").write_text(json.dumps(training), encoding="utf-8")
+        write_model_card(tmp_path, calibration)
+        return (tmp_path / "MODEL_CARD.md").read_text(encoding="utf-8")
+
+    assert "focus stage" not in card(0)
+    described = " ".join(card(3).split())
+    assert "Then a focus stage (1 epoch, learning rate 2e-05" in described
+    assert "each against its 3 best-matching sentences" in described and "50% of the stage's own" in described

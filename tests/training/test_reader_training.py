@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,27 @@ def test_training_checkpoints_resumes_and_ships_a_loadable_reader(tmp_path: Path
         reader_trainer.train(
             data, out, reader_trainer.TrainingConfig(squad11_questions=8, validation_articles=1, batch_size=4)
         )
+
+
+def test_each_stage_warms_up_and_decays_to_zero_on_its_own() -> None:
+    config = reader_trainer.TrainingConfig(learning_rate=1e-4, focus_learning_rate=2e-5, warmup=0.1)
+    rate = [reader_trainer.learning_rate_factor(step, 100, 50, config) for step in range(150)]
+    assert rate[9] == pytest.approx(1.0) and rate[99] == pytest.approx(1 / 90)
+    # The focus stage starts again from its own warm-up, to its own peak (2e-5 of 1e-4).
+    assert rate[100] == pytest.approx(0.2 / 5) and max(rate[100:]) == pytest.approx(0.2)
+    assert rate[149] == pytest.approx(0.2 / 45)
+
+
+@pytest.mark.slow
+def test_a_first_stage_checkpoint_resumes_into_the_focus_stage_as_one_run_would(tmp_path: Path) -> None:
+    data = tmp_path / "squad"
+    data.mkdir()
+    _write_squad(data)
+    first = reader_trainer.TrainingConfig(
+        squad11_questions=9, validation_articles=1, batch_size=4, checkpoint_every=1, threads=1
+    )
+    both = reader_trainer.TrainingConfig(**{**asdict(first), "focus_negatives": 2})
+    in_one = reader_trainer.train(data, tmp_path / "one", both)
+    first_only = reader_trainer.train(data, tmp_path / "two", first)
+    resumed = reader_trainer.train(data, tmp_path / "two", both)
+    assert resumed["sha256"] == in_one["sha256"] != first_only["sha256"]

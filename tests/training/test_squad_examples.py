@@ -166,3 +166,38 @@ def test_every_positive_span_is_its_answer_inside_its_sentence() -> None:
         assert len(spans) == 1
         start, end = spans[0].span  # type: ignore[misc]
         assert spans[0].candidate.sentence[start:end] == answer
+
+
+def test_the_focus_stage_puts_each_question_against_its_closest_look_alikes() -> None:
+    q2, q3 = _questions()[1:]
+    answerable = squad.focus_examples(q2, negatives=2)
+    assert [e.label for e in answerable] == [1, 0, 0]
+    assert answerable[0].span is not None and "timber" in answerable[0].candidate.sentence
+    # An unanswerable question goes against every look-alike asked for, closest first: the
+    # sentence about its founding shares the most words with "When was ... dissolved".
+    unanswerable = squad.focus_examples(q3, negatives=3)
+    assert len(unanswerable) == 3 and all(e.label == 0 for e in unanswerable)
+    assert "League" in unanswerable[0].candidate.sentence
+
+
+def test_a_focus_stage_leaves_the_first_stage_data_as_they_were(tmp_path: Path) -> None:
+    v1 = {
+        "data": [_article("Hanseatic_League", PARAGRAPH, [_qa("a1", "When was the Hanseatic League founded?", "1356")])]
+    }
+    v2 = {
+        "data": [
+            _article(f"Article_{n}", PARAGRAPH, [_qa(f"b{n}", "When was the league dissolved by Napoleon?", None)])
+            for n in range(4)
+        ]
+    }
+    for name, data in ((squad.SQUAD11, v1), (squad.SQUAD20, v2)):
+        with gzip.open(tmp_path / name, "wt", encoding="utf-8") as handle:
+            json.dump(data, handle)
+    plain = squad.build(tmp_path, squad11_questions=10, validation_articles=1)
+    focused = squad.build(tmp_path, squad11_questions=10, validation_articles=1, focus_negatives=2, focus_replay=0.5)
+    assert plain.focus == [] and focused.examples == plain.examples
+    # Three training articles, one unanswerable question each, against 3 look-alikes; plus half
+    # as many first-stage examples replayed. Never a validation question.
+    assert len(focused.focus) == 9 + 4
+    assert {e.group for e in focused.focus} <= {e.group for e in plain.examples} | {"b0", "b1", "b2", "b3"}
+    assert {q.id for q in focused.validation}.isdisjoint({e.group for e in focused.focus})
