@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -261,10 +262,15 @@ def write_model_card(reader_dir: Path, calibration: dict[str, Any], *, squad11_a
     )
     focus_negatives = int(config.get("focus_negatives", 0))
     focus = (
-        f"\n\nThen a focus stage ({config['focus_epochs']} epoch, learning rate {config['focus_learning_rate']},"
-        f" its own warm-up and decay): SQuAD 2.0's training questions again, each against its {focus_negatives}"
-        " best-matching sentences (an unanswerable one against one more), with as many first-stage examples replayed as"
-        f" {config['focus_replay']:.0%} of the stage's own, so that SQuAD 1.1's answers are not forgotten."
+        "\n\n"
+        + textwrap.fill(
+            f"Then a focus stage ({config['focus_epochs']} epoch{'s' if config['focus_epochs'] != 1 else ''},"
+            f" learning rate {config['focus_learning_rate']}, its own warm-up and decay): SQuAD 2.0's training"
+            f" questions again, each against its {focus_negatives} best-matching sentences (an unanswerable one"
+            " against one more), with as many first-stage examples replayed as"
+            f" {config['focus_replay']:.0%} of the stage's own, so that SQuAD 1.1's answers are not forgotten.",
+            width=98,
+        )
         if focus_negatives
         else ""
     )
