@@ -63,9 +63,9 @@ class TrainingConfig:
     # The focus stage, after the first pass (squad.focus_examples): SQuAD 2.0's training questions
     # against this many look-alike sentences each (0: no stage), with first-stage examples
     # replayed (`focus_replay` of the stage's size), at its own learning rate and schedule.
-    focus_negatives: int = 0
+    focus_negatives: int = 3
     focus_replay: float = 0.5
-    focus_epochs: int = 1
+    focus_epochs: int = 2
     focus_learning_rate: float = 2e-5
 
 

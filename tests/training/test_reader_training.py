@@ -101,7 +101,7 @@ def test_a_first_stage_checkpoint_resumes_into_the_focus_stage_as_one_run_would(
     data.mkdir()
     _write_squad(data)
     first = reader_trainer.TrainingConfig(
-        squad11_questions=9, validation_articles=1, batch_size=4, checkpoint_every=1, threads=1
+        squad11_questions=9, validation_articles=1, batch_size=4, checkpoint_every=1, threads=1, focus_negatives=0
     )
     both = reader_trainer.TrainingConfig(**{**asdict(first), "focus_negatives": 2})
     in_one = reader_trainer.train(data, tmp_path / "one", both)
