@@ -263,7 +263,7 @@ class TrainingSet:
     """The examples to train on, and the validation questions (held-out articles).
 
     `focus` is the second stage's data (empty unless asked for): SQuAD 2.0's training
-    questions against more of their look-alike sentences, with SQuAD 1.1 examples replayed.
+    questions against more of their look-alike sentences, with first-stage examples replayed.
     """
 
     examples: list[Example]
