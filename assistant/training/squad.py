@@ -286,9 +286,10 @@ def build(
     rng = random.Random(seed)
     v1 = load_articles(squad_dir / SQUAD11)
     v2_train, v2_val = split_by_article(load_articles(squad_dir / SQUAD20), validation_articles, seed)
+    v2_questions = list(questions(v2_train))
     examples: list[Example] = []
     # All of SQuAD 2.0's training articles: its hand-made unanswerables are the scarce kind.
-    for q in questions(v2_train):
+    for q in v2_questions:
         examples.extend(examples_for(q, negatives=2 if not q.answers else 1, rng=rng))
     pool = list(questions(v1))
     rng.shuffle(pool)
@@ -311,7 +312,7 @@ def build(
     if focus_negatives:
         # Its own generator: the first stage's data stay what they are with or without a focus.
         focus_rng = random.Random(seed + 1)
-        for q in questions(v2_train):
+        for q in v2_questions:
             focus.extend(focus_examples(q, negatives=focus_negatives + 1 if not q.answers else focus_negatives))
         # Replayed first-stage examples keep SQuAD 1.1's answers from being forgotten.
         focus.extend(focus_rng.sample(examples, int(focus_replay * len(focus))))
