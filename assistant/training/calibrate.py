@@ -274,6 +274,11 @@ def write_model_card(reader_dir: Path, calibration: dict[str, Any], *, squad11_a
         if focus_negatives
         else ""
     )
+    precision = (
+        "matrix products in bfloat16 (weights and optimizer in float32)"
+        if config.get("precision") == "bf16"
+        else "float32 throughout"
+    )
     card = f"""# The answer reader
 
 A cross-encoder that reads a question against one sentence (with its section heading and the
@@ -311,7 +316,7 @@ Unanswerable Questions for SQuAD". Licensed CC BY-SA 4.0
 
 Settings: seed {config["seed"]}, {config["epochs"]} epoch, batch {config["batch_size"]}, learning rate
 {config["learning_rate"]} (linear warm-up over {config["warmup"]:.0%}, then linear decay), AdamW with weight
-decay {config["weight_decay"]}, span loss weight {config["span_weight"]}.
+decay {config["weight_decay"]}, span loss weight {config["span_weight"]}, {precision}.
 
 ## Validation (held-out SQuAD 2.0 articles, the int8 model)
 

@@ -23,7 +23,7 @@ import time
 import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,10 @@ class TrainingConfig:
     focus_replay: float = 0.5
     focus_epochs: int = 2
     focus_learning_rate: float = 2e-5
+    # "bf16": the encoder's matrix products run in bfloat16 (torch.autocast; the weights and the
+    # optimizer stay in float32), about twice as fast on a CPU with native bf16 (AVX512-BF16 or
+    # AMX). Without it the run falls back to "fp32" and says so.
+    precision: str = "bf16"
 
 
 _FOCUS = ("focus_negatives", "focus_replay", "focus_epochs", "focus_learning_rate")
@@ -88,6 +92,13 @@ def learning_rate_factor(step: int, first: int, focus: int, config: TrainingConf
     )
     warmup = max(1, int(config.warmup * length))
     return peak * min((at + 1) / warmup, max(0.0, (length - at) / max(1, length - warmup)))
+
+
+def native_bf16(torch: Any) -> bool:
+    """Whether this CPU computes bfloat16 natively (emulated bf16 is slower than float32)."""
+    cpu = getattr(torch, "cpu", None)
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
 
 
 def _require_torch() -> Any:
@@ -319,6 +330,11 @@ def train(
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     torch.set_num_threads(config.threads)
+    if config.precision == "bf16" and not native_bf16(torch):
+        logger.warning("this CPU has no native bfloat16: training in float32 (about twice as slow)")
+        config = replace(config, precision="fp32")
+    if config.precision not in ("bf16", "fp32"):
+        raise SystemExit(f"precision must be bf16 or fp32, not {config.precision!r}")
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
@@ -432,7 +448,9 @@ def _train_loop(
         rows = [encoded[i] for i in plan[step]]
         items = [r.item for r in rows]
         inputs = collate(torch, items)
-        answer, starts, ends = model(**inputs)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.precision == "bf16"):
+            outputs = model(**inputs)
+        answer, starts, ends = (t.float() for t in outputs)
         labels = torch.tensor([float(r.label) for r in rows])
         loss = bce(answer, labels)
         spans = [k for k, r in enumerate(rows) if r.start >= 0]
@@ -574,6 +592,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--focus-negatives", type=int, default=TrainingConfig.focus_negatives)
     parser.add_argument("--focus-epochs", type=int, default=TrainingConfig.focus_epochs)
     parser.add_argument("--threads", type=int, default=TrainingConfig.threads)
+    parser.add_argument(
+        "--precision",
+        choices=("bf16", "fp32"),
+        default=TrainingConfig.precision,
+        help="bf16 (default) is about twice as fast on a CPU with native bfloat16",
+    )
     args = parser.parse_args(argv)
     config = TrainingConfig(
         squad11_questions=args.squad11_questions,
@@ -582,6 +606,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         focus_negatives=args.focus_negatives,
         focus_epochs=args.focus_epochs,
         threads=args.threads,
+        precision=args.precision,
     )
     result = train(args.squad, args.out, config)
     print(json.dumps(result, indent=2))  # noqa: T201

@@ -136,3 +136,24 @@ def test_the_model_card_describes_a_focus_stage_only_when_there_was_one(tmp_path
     described = " ".join(card(3).split())
     assert "Then a focus stage (1 epoch, learning rate 2e-05" in described
     assert "each against its 3 best-matching sentences" in described and "50% of the stage's own" in described
+
+
+def test_the_model_card_says_in_which_precision_the_reader_was_trained(tmp_path: Path) -> None:
+    from assistant.training.calibrate import write_model_card
+
+    for name in ("reader-int8.onnx", "training.json", CALIBRATION_FILE):
+        shutil.copyfile(SHIPPED_READER / name, tmp_path / name)
+    calibration = json.loads((tmp_path / CALIBRATION_FILE).read_text(encoding="utf-8"))
+    training = json.loads((tmp_path / "training.json").read_text(encoding="utf-8"))
+
+    def card(precision: str | None) -> str:
+        config = {k: v for k, v in training["config"].items() if k != "precision"}
+        if precision is not None:
+            config["precision"] = precision
+        (tmp_path / "training.json").write_text(json.dumps({**training, "config": config}), encoding="utf-8")
+        write_model_card(tmp_path, calibration)
+        return " ".join((tmp_path / "MODEL_CARD.md").read_text(encoding="utf-8").split())
+
+    assert "matrix products in bfloat16 (weights and optimizer in float32)" in card("bf16")
+    # A model from before the setting existed was trained in float32.
+    assert "float32 throughout" in card("fp32") and "float32 throughout" in card(None)

@@ -108,3 +108,23 @@ def test_a_first_stage_checkpoint_resumes_into_the_focus_stage_as_one_run_would(
     first_only = reader_trainer.train(data, tmp_path / "two", first)
     resumed = reader_trainer.train(data, tmp_path / "two", both)
     assert resumed["sha256"] == in_one["sha256"] != first_only["sha256"]
+
+
+@pytest.mark.slow
+def test_without_native_bfloat16_it_trains_in_float32_and_records_that(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "squad"
+    data.mkdir()
+    _write_squad(data)
+    monkeypatch.setattr(reader_trainer, "native_bf16", lambda torch: False)
+    config = reader_trainer.TrainingConfig(squad11_questions=9, validation_articles=1, batch_size=4, threads=1)
+    assert config.precision == "bf16"
+    reader_trainer.train(data, tmp_path / "out", config)
+    shipped = json.loads((tmp_path / "out" / reader_trainer.TRAINING_FILE).read_text())
+    assert shipped["config"]["precision"] == "fp32"
+
+
+def test_an_unknown_precision_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="bf16 or fp32"):
+        reader_trainer.train(tmp_path, tmp_path / "out", reader_trainer.TrainingConfig(precision="fp16"))
