@@ -270,9 +270,22 @@ def write_model_card(reader_dir: Path, calibration: dict[str, Any], *, squad11_a
             " against one more), with as many first-stage examples replayed as"
             f" {config['focus_replay']:.0%} of the stage's own, so that SQuAD 1.1's answers are not forgotten.",
             width=98,
+            break_on_hyphens=False,
         )
         if focus_negatives
         else ""
+    )
+    data = textwrap.fill(
+        f"SQuAD 1.1 training set ({sampled}) and the SQuAD 2.0 development set without the five"
+        " articles of the project's benchmark (`../shared/bench/squad2/`), of which"
+        f" {config['validation_articles']} articles are held out for validation and calibration. For"
+        " each question: the sentence holding the answer (positive, with the answer's span), the"
+        " other sentences of its paragraph that share most words with it (negatives), SQuAD 2.0's"
+        " adversarial unanswerable questions against their best-matching sentences (negatives),"
+        f" {'' if negations else 'and '}SQuAD 1.1 questions with one name or number swapped for"
+        f" another of the same article against their old answer sentence (negatives){negations}.",
+        width=98,
+        break_on_hyphens=False,
     )
     precision = (
         "matrix products in bfloat16 (weights and optimizer in float32)"
@@ -300,14 +313,7 @@ the extractive answerer reads it, unchecked.
 
 ## Training data and licence
 
-SQuAD 1.1 training set ({sampled}) and the
-SQuAD 2.0 development set without the five articles of the project's benchmark
-(`../shared/bench/squad2/`), of which {config["validation_articles"]} articles are held out for validation and
-calibration. For each question: the sentence holding the answer (positive, with the answer's
-span), the other sentences of its paragraph that share most words with it (negatives),
-SQuAD 2.0's adversarial unanswerable questions against their best-matching sentences
-(negatives), {"" if negations else "and "}SQuAD 1.1 questions with one name or number swapped for another of the
-same article against their old answer sentence (negatives){negations}.{focus}
+{data}{focus}
 
 SQuAD: Rajpurkar, Zhang, Lopyrev and Liang (2016), "SQuAD: 100,000+ Questions for Machine
 Comprehension of Text"; SQuAD 2.0: Rajpurkar, Jia and Liang (2018), "Know What You Don't Know:
