@@ -77,7 +77,11 @@ _FOCUS = ("focus_negatives", "focus_replay", "focus_epochs", "focus_learning_rat
 
 
 def _identity(config: dict[str, Any], *, with_focus: bool = True) -> dict[str, Any]:
-    """The settings a checkpoint must share to resume: all but threads (and the focus stage's, before it)."""
+    """The settings a checkpoint must share to resume: all but threads (and the focus stage's, before it).
+
+    A checkpoint from before `precision` existed was made in float32.
+    """
+    config = {"precision": "fp32", **config}
     return {k: v for k, v in config.items() if k != "threads" and (with_focus or k not in _FOCUS)}
 
 

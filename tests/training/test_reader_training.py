@@ -128,3 +128,11 @@ def test_without_native_bfloat16_it_trains_in_float32_and_records_that(
 def test_an_unknown_precision_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="bf16 or fp32"):
         reader_trainer.train(tmp_path, tmp_path / "out", reader_trainer.TrainingConfig(precision="fp16"))
+
+
+def test_a_checkpoint_from_before_the_precision_setting_resumes_only_in_float32() -> None:
+    old = {k: v for k, v in asdict(reader_trainer.TrainingConfig()).items() if k != "precision"}
+    as_fp32 = asdict(reader_trainer.TrainingConfig(precision="fp32"))
+    as_bf16 = asdict(reader_trainer.TrainingConfig(precision="bf16"))
+    assert reader_trainer._identity(old) == reader_trainer._identity(as_fp32)
+    assert reader_trainer._identity(old) != reader_trainer._identity(as_bf16)
