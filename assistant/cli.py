@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
 
 import typer
 from rich.console import Console
@@ -614,8 +614,10 @@ def train_reader(
     ),
     threads: Annotated[int, typer.Option("--threads", min=1, help="Torch threads.")] = 2,
     precision: Annotated[
-        str,
-        typer.Option("--precision", help="bf16 (matrix products in bfloat16, where the CPU has it natively) or fp32."),
+        Literal["bf16", "fp32"],
+        typer.Option(
+            "--precision", help="bf16: matrix products in bfloat16, where the CPU has it natively (else fp32)."
+        ),
     ] = "bf16",
     calibrate_only: Annotated[
         bool, flag("--calibrate-only", help="Only refit the answer threshold of the reader in --out.")

@@ -207,3 +207,10 @@ def test_progress_lines_come_at_each_tenth_or_after_a_quiet_while() -> None:
         "Reading documents: 0/1,000 (0%), 100 s",
         "Reading documents: 3/1,000 (0%), 115 s",
     ]
+
+
+def test_train_reader_refuses_an_unknown_precision_before_any_work() -> None:
+    done = run("train-reader", "--precision", "fp16")
+    assert done.returncode == 2
+    message = " ".join(done.stderr.replace("│", " ").split())
+    assert "Invalid value for '--precision'" in message and "'fp16' is not one of 'bf16', 'fp32'" in message
