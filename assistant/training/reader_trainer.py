@@ -73,6 +73,7 @@ class TrainingConfig:
     precision: str = "bf16"
 
 
+PRECISIONS = ("bf16", "fp32")
 _FOCUS = ("focus_negatives", "focus_replay", "focus_epochs", "focus_learning_rate")
 
 
@@ -337,8 +338,8 @@ def train(
     if config.precision == "bf16" and not native_bf16(torch):
         logger.warning("this CPU has no native bfloat16: training in float32 (about twice as slow)")
         config = replace(config, precision="fp32")
-    if config.precision not in ("bf16", "fp32"):
-        raise SystemExit(f"precision must be bf16 or fp32, not {config.precision!r}")
+    if config.precision not in PRECISIONS:
+        raise SystemExit(f"precision must be {' or '.join(PRECISIONS)}, not {config.precision!r}")
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
@@ -598,7 +599,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=TrainingConfig.threads)
     parser.add_argument(
         "--precision",
-        choices=("bf16", "fp32"),
+        choices=PRECISIONS,
         default=TrainingConfig.precision,
         help="bf16 (default) is about twice as fast on a CPU with native bfloat16",
     )

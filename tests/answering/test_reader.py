@@ -99,17 +99,28 @@ def test_the_shipped_reader_tells_an_answer_from_a_lookalike() -> None:
     assert answer.span("The league was founded in 1356 in Lübeck.") in {"1356", "in 1356", "1356 in Lübeck"}
 
 
-def test_the_model_card_says_whether_all_of_squad_was_used(tmp_path: Path) -> None:
+def _card(folder: Path, changes: dict[str, object] | None = None, *, squad11_available: int = 0) -> str:
+    """The model card of a copy of the shipped reader in `folder`, its training config changed by
+    `changes` (a key set to None is removed, as in a config from before that setting)."""
     from assistant.training.calibrate import write_model_card
 
     for name in ("reader-int8.onnx", "training.json", CALIBRATION_FILE):
-        shutil.copyfile(SHIPPED_READER / name, tmp_path / name)
-    calibration = json.loads((tmp_path / CALIBRATION_FILE).read_text(encoding="utf-8"))
-    wanted = json.loads((tmp_path / "training.json").read_text(encoding="utf-8"))["config"]["squad11_questions"]
+        if not (folder / name).is_file():
+            shutil.copyfile(SHIPPED_READER / name, folder / name)
+    training = json.loads((SHIPPED_READER / "training.json").read_text(encoding="utf-8"))
+    config = {**training["config"], **(changes or {})}
+    training["config"] = {k: v for k, v in config.items() if v is not None}
+    (folder / "training.json").write_text(json.dumps(training), encoding="utf-8")
+    calibration = json.loads((folder / CALIBRATION_FILE).read_text(encoding="utf-8"))
+    write_model_card(folder, calibration, squad11_available=squad11_available)
+    return (folder / "MODEL_CARD.md").read_text(encoding="utf-8")
+
+
+def test_the_model_card_says_whether_all_of_squad_was_used(tmp_path: Path) -> None:
+    wanted = json.loads((SHIPPED_READER / "training.json").read_text(encoding="utf-8"))["config"]["squad11_questions"]
 
     def card(available: int) -> str:
-        write_model_card(tmp_path, calibration, squad11_available=available)
-        return (tmp_path / "MODEL_CARD.md").read_text(encoding="utf-8")
+        return _card(tmp_path, squad11_available=available)
 
     # A sample as large as the file is all of it; a smaller one (or an unknown file) is a sample.
     assert f"SQuAD 1.1 training set (all {wanted - 1:,} questions of its 440 articles)" in card(wanted - 1)
@@ -118,19 +129,9 @@ def test_the_model_card_says_whether_all_of_squad_was_used(tmp_path: Path) -> No
 
 
 def test_the_model_card_describes_a_focus_stage_only_when_there_was_one(tmp_path: Path) -> None:
-    from assistant.training.calibrate import write_model_card
-
-    for name in ("reader-int8.onnx", "training.json", CALIBRATION_FILE):
-        shutil.copyfile(SHIPPED_READER / name, tmp_path / name)
-    calibration = json.loads((tmp_path / CALIBRATION_FILE).read_text(encoding="utf-8"))
-    training = json.loads((tmp_path / "training.json").read_text(encoding="utf-8"))
-
     def card(focus_negatives: int) -> str:
-        config = {"focus_replay": 0.5, "focus_epochs": 1, "focus_learning_rate": 2e-5}
-        training["config"] = {**training["config"], **config, "focus_negatives": focus_negatives}
-        (tmp_path / "training.json").write_text(json.dumps(training), encoding="utf-8")
-        write_model_card(tmp_path, calibration)
-        return (tmp_path / "MODEL_CARD.md").read_text(encoding="utf-8")
+        focus = {"focus_replay": 0.5, "focus_epochs": 1, "focus_learning_rate": 2e-5}
+        return _card(tmp_path, {**focus, "focus_negatives": focus_negatives})
 
     assert "focus stage" not in card(0)
     described = " ".join(card(3).split())
@@ -139,20 +140,8 @@ def test_the_model_card_describes_a_focus_stage_only_when_there_was_one(tmp_path
 
 
 def test_the_model_card_says_in_which_precision_the_reader_was_trained(tmp_path: Path) -> None:
-    from assistant.training.calibrate import write_model_card
-
-    for name in ("reader-int8.onnx", "training.json", CALIBRATION_FILE):
-        shutil.copyfile(SHIPPED_READER / name, tmp_path / name)
-    calibration = json.loads((tmp_path / CALIBRATION_FILE).read_text(encoding="utf-8"))
-    training = json.loads((tmp_path / "training.json").read_text(encoding="utf-8"))
-
     def card(precision: str | None) -> str:
-        config = {k: v for k, v in training["config"].items() if k != "precision"}
-        if precision is not None:
-            config["precision"] = precision
-        (tmp_path / "training.json").write_text(json.dumps({**training, "config": config}), encoding="utf-8")
-        write_model_card(tmp_path, calibration)
-        return " ".join((tmp_path / "MODEL_CARD.md").read_text(encoding="utf-8").split())
+        return " ".join(_card(tmp_path, {"precision": precision}).split())
 
     assert "matrix products in bfloat16 (weights and optimizer in float32)" in card("bf16")
     # A model from before the setting existed was trained in float32.

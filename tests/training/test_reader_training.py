@@ -43,11 +43,16 @@ def _write_squad(folder: Path) -> None:
             json.dump({"data": [article(name[:7], n) for n in range(count)]}, handle)
 
 
+def _squad_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "squad"
+    folder.mkdir()
+    _write_squad(folder)
+    return folder
+
+
 @pytest.mark.slow
 def test_training_checkpoints_resumes_and_ships_a_loadable_reader(tmp_path: Path) -> None:
-    data = tmp_path / "squad"
-    data.mkdir()
-    _write_squad(data)
+    data = _squad_folder(tmp_path)
     out = tmp_path / "reader"
     config = reader_trainer.TrainingConfig(
         squad11_questions=9,
@@ -97,9 +102,7 @@ def test_each_stage_warms_up_and_decays_to_zero_on_its_own() -> None:
 
 @pytest.mark.slow
 def test_a_first_stage_checkpoint_resumes_into_the_focus_stage_as_one_run_would(tmp_path: Path) -> None:
-    data = tmp_path / "squad"
-    data.mkdir()
-    _write_squad(data)
+    data = _squad_folder(tmp_path)
     first = reader_trainer.TrainingConfig(
         squad11_questions=9, validation_articles=1, batch_size=4, checkpoint_every=1, threads=1, focus_negatives=0
     )
@@ -114,9 +117,7 @@ def test_a_first_stage_checkpoint_resumes_into_the_focus_stage_as_one_run_would(
 def test_without_native_bfloat16_it_trains_in_float32_and_records_that(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    data = tmp_path / "squad"
-    data.mkdir()
-    _write_squad(data)
+    data = _squad_folder(tmp_path)
     monkeypatch.setattr(reader_trainer, "native_bf16", lambda torch: False)
     config = reader_trainer.TrainingConfig(squad11_questions=9, validation_articles=1, batch_size=4, threads=1)
     assert config.precision == "bf16"
