@@ -184,6 +184,18 @@ class ReaderAnswerer:
         reads.sort(key=lambda r: (-r.p, r.hit.rank, r.sentence.start))
         return reads
 
+    def cited_score(self, q: QuestionProfile, hits: Sequence[Hit], citation: Citation) -> float:
+        """Returns the best answer score among the hits' sentences a citation quotes (0 if none is read)."""
+        return max(
+            (
+                self._read_one(q, o).p
+                for o in self._offered(q, hits)
+                if o.hit.chunk.doc_id == citation.doc
+                and citation.start <= o.hit.chunk.sentences[o.index].start < citation.end
+            ),
+            default=0.0,
+        )
+
     def support(self, q: QuestionProfile, hits: Sequence[Hit], enough: float) -> float:
         """Returns the best answer score among the sentences `read` would read, up to `enough`.
 
@@ -283,16 +295,23 @@ class ReaderAnswerer:
 
 
 class ReaderGate:
-    """Another answerer's answers, declined when the reader finds nothing in the hits that answers.
+    """Another answerer's answers, checked by the reader: kept, replaced by the reader's, or declined.
 
-    The other answerer (the extractive one) chooses and composes the answer; the reader only
-    decides whether the retrieved passages answer the question at all: when no sentence it
-    reads reaches the gate threshold, the question is declined. The gate threshold is the
-    calibration's too, set lower than the reader's own answer threshold so that it keeps 98% of
-    answerable questions answered on the validation articles: it stacks on the other
-    answerer's own abstentions. An answer citing a passage in a language the reader was not
-    trained on passes unchecked: its verdicts there say nothing. An answer that passes keeps
-    the other answerer's confidence; a declined one carries the reader's best score.
+    The other answerer (the extractive one) chooses and composes the answer; the reader checks it:
+
+    - a one-source answer (not a list) whose cited sentence the reader finds to answer, by its
+      own answer threshold, is kept as it is;
+    - when it does not, but another retrieved sentence does, the reader's answer replaces it
+      (the rules chose a sentence about the same thing, the reader the one that answers);
+    - any other answer stands when some retrieved sentence reaches the gate threshold, and is
+      declined when none does. The gate threshold is the calibration's too, set lower than the
+      reader's own so that it keeps 98% of answerable questions answered on the validation
+      articles: it stacks on the other answerer's own abstentions.
+
+    Lists keep the other answerer's own handling. An answer citing a passage in a language the
+    reader was not trained on passes unchecked: its verdicts there say nothing. An answer given
+    keeps the other answerer's confidence (how likely the passages answer the question at all,
+    replaced or not); a declined one carries the reader's best score.
 
     Args:
         answerer: chooses and composes the answers.
@@ -314,7 +333,22 @@ class ReaderGate:
         answer = self.answerer.answer(question, hits, history)
         if answer.abstained or not all(self.reader.reads(c.doc) for c in answer.citations):
             return answer
-        support = self.support(question, hits)
+        q = profile(question)
+        support: float | None = None
+        if len(answer.citations) == 1 and not q.wants_list:
+            # The reader's own threshold is above the gate's: a cited sentence that clears it
+            # is support enough.
+            enough = max(self.reader.threshold, self.threshold)
+            if self.reader.cited_score(q, hits, answer.citations[0]) >= enough:
+                return answer
+            # Only where it reads every passage: one it cannot read may hold the answer.
+            if all(self.reader.reads(hit.chunk.doc_id) for hit in hits):
+                own = self.reader.answer(question, hits, history)
+                if not own.abstained:
+                    return replace(own, answerer=answer.answerer, confidence=answer.confidence)
+                support = own.confidence  # the best score of the full read: no need to read again
+        if support is None:
+            support = self.support(question, hits)
         if support < self.threshold:
             return replace(declined(question, hits, support), answerer=answer.answerer)
         return answer

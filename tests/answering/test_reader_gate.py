@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from assistant.answering.citations import cite
-from assistant.answering.reader import CALIBRATION_FILE, SHIPPED_READER
+from assistant.answering.reader import CALIBRATION_FILE, SHIPPED_READER, Candidate, Reader, Verdict
 from assistant.answering.reader_answerer import ReaderAnswerer, ReaderGate
 from assistant.config import Settings
 from assistant.embedding import Embedder
@@ -91,6 +91,49 @@ def test_an_answer_the_passages_do_not_support_is_declined(reader: ReaderAnswere
     assert answer.text == NOT_FOUND and answer.citations == ()
     assert answer.confidence is not None and answer.confidence < gate.threshold
     assert answer.answerer == "rules"
+
+
+def test_an_answer_citing_a_sentence_that_does_not_answer_gives_way_to_the_one_that_does(
+    reader: ReaderAnswerer,
+) -> None:
+    # The rules cite the founding sentence, about the same company; the reader finds the award.
+    question, hits = "Which award does Nordlys Labs run?", [_hit("en.txt", NORDLYS)]
+    rules = FirstSentence()
+    assert "Aurora" not in rules.answer(question, hits).text
+    answer = ReaderGate(rules, reader).answer(question, hits)
+    assert not answer.abstained
+    assert [c.quote for c in answer.citations] == ["It runs the Aurora award for young engineers."]
+    assert "Aurora" in answer.text and "[1]" in answer.text
+    assert all(NORDLYS[c.start : c.end] == c.quote and c.doc == "en.txt" for c in answer.citations)
+    # The rules' confidence (that the passages answer at all) and name stay with the answer.
+    assert answer.confidence == 0.9 and answer.answerer == "rules"
+
+
+def test_an_answer_is_not_replaced_while_a_passage_the_reader_cannot_read_was_found(
+    reader: ReaderAnswerer,
+) -> None:
+    # The Swedish passage may hold the answer the rules saw: the reader only checks that
+    # something it reads answers, as before.
+    question = "Which award does Nordlys Labs run?"
+    hits = [_hit("en.txt", NORDLYS), _hit("sv.txt", SWEDISH, 2)]
+    answer = ReaderGate(FirstSentence(), reader).answer(question, hits)
+    assert answer == FirstSentence().answer(question, hits)
+
+
+def test_a_declined_answer_reads_each_sentence_at_most_twice() -> None:
+    # The cited sentence, then the full read: its best score decides the gate too, unread again.
+    class Counting(Reader):
+        sentences_read = 0
+
+        def read(self, question: str, candidates: Sequence[Candidate]) -> list[Verdict]:
+            Counting.sentences_read += len(candidates)
+            return super().read(question, candidates)
+
+    counting = ReaderAnswerer(Counting(), language_of=LANGUAGES.__getitem__)
+    question, hits = "Who is the chief executive of Nordlys Labs?", [_hit("en.txt", NORDLYS)]
+    answer = ReaderGate(FirstSentence(), counting).answer(question, hits)
+    assert answer.abstained
+    assert Counting.sentences_read == 1 + 2  # the cited sentence, then both sentences
 
 
 def test_the_gate_threshold_is_below_the_readers_own(reader: ReaderAnswerer) -> None:
