@@ -35,6 +35,9 @@ from assistant.training import squad
 logger = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
+# A copy of the checkpoint at the end of the first stage: copied to another output folder's
+# `training/checkpoint.pt`, it starts a run that differs only in its focus stage there.
+FIRST_STAGE = "first-stage.pt"
 LOG = "train-log.jsonl"
 TRAINING_FILE = "training.json"  # the config and validation figures the model card reports
 
@@ -413,6 +416,7 @@ def train(
             data,
             encoded,
             plan,
+            first,
             quick,
             optimizer,
             schedule,
@@ -431,6 +435,7 @@ def _train_loop(
     data: squad.TrainingSet,
     encoded: list[Encoded],
     plan: list[list[int]],
+    first: int,
     quick: list[squad.Question],
     optimizer: Any,
     schedule: Any,
@@ -490,7 +495,7 @@ def _train_loop(
                 + "\n"
             )
             log.flush()
-        if step % config.checkpoint_every == 0 or step == len(plan):
+        if step % config.checkpoint_every == 0 or step in (first, len(plan)):
             partial = checkpoint.with_suffix(".partial")
             torch.save(
                 {
@@ -504,6 +509,8 @@ def _train_loop(
                 partial,
             )
             os.replace(partial, checkpoint)
+            if step == first < len(plan):
+                shutil.copyfile(checkpoint, checkpoint.with_name(FIRST_STAGE))
         if step % config.validate_every == 0:
             model.eval()
             figures = summarise(read_questions(scorer, quick))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 
@@ -111,6 +112,13 @@ def test_a_first_stage_checkpoint_resumes_into_the_focus_stage_as_one_run_would(
     first_only = reader_trainer.train(data, tmp_path / "two", first)
     resumed = reader_trainer.train(data, tmp_path / "two", both)
     assert resumed["sha256"] == in_one["sha256"] != first_only["sha256"]
+    # A run with a focus stage keeps its first stage's end aside (one without has none): in
+    # another folder it starts a focus stage without training the first stage again.
+    assert not (tmp_path / "two" / "training" / reader_trainer.FIRST_STAGE).exists()
+    kept = tmp_path / "one" / "training" / reader_trainer.FIRST_STAGE
+    (tmp_path / "three" / "training").mkdir(parents=True)
+    shutil.copyfile(kept, tmp_path / "three" / "training" / reader_trainer.CHECKPOINT)
+    assert reader_trainer.train(data, tmp_path / "three", both)["sha256"] == in_one["sha256"]
 
 
 @pytest.mark.slow
