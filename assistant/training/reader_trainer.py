@@ -68,7 +68,7 @@ class TrainingConfig:
     # replayed (`focus_replay` of the stage's size), at its own learning rate and schedule.
     focus_negatives: int = 3
     focus_replay: float = 0.5
-    focus_epochs: int = 2
+    focus_epochs: int = 3
     focus_learning_rate: float = 2e-5
     # "bf16": the encoder's matrix products run in bfloat16 (torch.autocast; the weights and the
     # optimizer stay in float32), about twice as fast on a CPU with native bf16 (AVX512-BF16 or
