@@ -625,8 +625,8 @@ def train_reader(
 ) -> None:
     """Train the answer reader on SQuAD (resumable), export it to int8 ONNX and calibrate it.
 
-    Needs the train extra: pip install -e '.[train]'. About 1 h 25 min on 2 cores with native bfloat16
-    (AVX512-BF16 or AMX), about 2 h 40 min in float32.
+    Needs the train extra: pip install -e '.[train]'. About 1 h 45 min on 2 cores with native bfloat16
+    (AVX512-BF16 or AMX), about 3 h in float32.
     """
     from assistant.training.calibrate import calibrate
 
