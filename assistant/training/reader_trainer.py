@@ -70,6 +70,9 @@ class TrainingConfig:
     focus_replay: float = 0.5
     focus_epochs: int = 3
     focus_learning_rate: float = 2e-5
+    # ... and against this many look-alike sentences of their article's other paragraphs
+    # (squad.ArticleSentences): the subject, not the answer.
+    focus_article_negatives: int = 0
     # "bf16": the encoder's matrix products run in bfloat16 (torch.autocast; the weights and the
     # optimizer stay in float32), about twice as fast on a CPU with native bf16 (AVX512-BF16 or
     # AMX). Without it the run falls back to "fp32" and says so.
@@ -77,15 +80,16 @@ class TrainingConfig:
 
 
 PRECISIONS = ("bf16", "fp32")
-_FOCUS = ("focus_negatives", "focus_replay", "focus_epochs", "focus_learning_rate")
+_FOCUS = ("focus_negatives", "focus_replay", "focus_epochs", "focus_learning_rate", "focus_article_negatives")
 
 
 def _identity(config: dict[str, Any], *, with_focus: bool = True) -> dict[str, Any]:
     """The settings a checkpoint must share to resume: all but threads (and the focus stage's, before it).
 
-    A checkpoint from before `precision` existed was made in float32.
+    A checkpoint from before `precision` existed was made in float32, and one from before
+    `focus_article_negatives` without them.
     """
-    config = {"precision": "fp32", **config}
+    config = {"precision": "fp32", "focus_article_negatives": 0, **config}
     return {k: v for k, v in config.items() if k != "threads" and (with_focus or k not in _FOCUS)}
 
 
@@ -364,6 +368,7 @@ def train(
         negation_rate=config.negation_rate,
         focus_negatives=config.focus_negatives,
         focus_replay=config.focus_replay,
+        focus_article_negatives=config.focus_article_negatives,
     )
     encoded = [encode_example(tokenizer, e) for e in data.examples]
     plan = [b for epoch in range(config.epochs) for b in batches(encoded, config.batch_size, config.seed + epoch)]
@@ -603,6 +608,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--negation-rate", type=float, default=TrainingConfig.negation_rate)
     parser.add_argument("--focus-negatives", type=int, default=TrainingConfig.focus_negatives)
     parser.add_argument("--focus-epochs", type=int, default=TrainingConfig.focus_epochs)
+    parser.add_argument("--focus-article-negatives", type=int, default=TrainingConfig.focus_article_negatives)
     parser.add_argument("--threads", type=int, default=TrainingConfig.threads)
     parser.add_argument(
         "--precision",
@@ -617,6 +623,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         negation_rate=args.negation_rate,
         focus_negatives=args.focus_negatives,
         focus_epochs=args.focus_epochs,
+        focus_article_negatives=args.focus_article_negatives,
         threads=args.threads,
         precision=args.precision,
     )

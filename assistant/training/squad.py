@@ -13,7 +13,11 @@ corpus, so the reader trains on the sentences it will see. For a question:
   the swap the SQuAD 2.0 crowd workers made by hand, made in bulk;
 - a SQuAD 1.1 question turned negative ("When did she become famous?" -> "When didn't she
   become famous?") makes its own answer sentence a negative too, unless that sentence is
-  itself negative: the other edit SQuAD 2.0's crowd workers made most often.
+  itself negative: the other edit SQuAD 2.0's crowd workers made most often;
+- in the focus stage, a question also goes against the sentences of its article's *other*
+  paragraphs that share most words with it: about the same subject, written elsewhere, not the
+  answer. The kind of sentence retrieval brings for a question the documents do not answer
+  ("Who is the CEO of X?" against sentences about X).
 
 Splits are by article, never by question: questions about one paragraph are near-duplicates.
 """
@@ -258,6 +262,39 @@ def focus_examples(question: Question, negatives: int) -> list[Example]:
     return out + [Example(question.text, question.paragraph.candidate(j), 0, None, question.id) for j in chosen]
 
 
+class ArticleSentences:
+    """Every sentence of an article's paragraphs with its terms, to find look-alikes elsewhere."""
+
+    def __init__(self, paragraphs: list[Paragraph]) -> None:
+        self.entries = [
+            (id(p), p, i, frozenset(analyze(text))) for p in paragraphs for i, (_, _, text) in enumerate(p.sentences)
+        ]
+
+    def negatives(self, question: Question, negatives: int) -> list[Example]:
+        """Returns the question against the `negatives` sentences of other paragraphs sharing most
+        words with it (at least two). A sentence holding one of its answers is skipped: SQuAD
+        articles repeat facts, and such a sentence may answer the question too."""
+        q_terms = frozenset(analyze(question.text))
+        texts = [t for _, t in question.answers]
+        home = id(question.paragraph)
+        scored = sorted(
+            (
+                (len(q_terms & terms), -n, p, i)
+                for n, (pid, p, i, terms) in enumerate(self.entries)
+                if pid != home and len(q_terms & terms) >= 2
+            ),
+            key=lambda s: (s[0], s[1]),
+            reverse=True,
+        )
+        out: list[Example] = []
+        for _, _, p, i in scored:
+            if len(out) == negatives:
+                break
+            if not any(t in p.sentences[i][2] for t in texts):
+                out.append(Example(question.text, p.candidate(i), 0, None, question.id))
+        return out
+
+
 @dataclass(frozen=True)
 class TrainingSet:
     """The examples to train on, and the validation questions (held-out articles).
@@ -281,6 +318,7 @@ def build(
     negation_rate: float = 0.0,
     focus_negatives: int = 0,
     focus_replay: float = 0.5,
+    focus_article_negatives: int = 0,
 ) -> TrainingSet:
     """Builds the shuffled training examples and the validation questions from SQuAD files."""
     rng = random.Random(seed)
@@ -312,8 +350,17 @@ def build(
     if focus_negatives:
         # Its own generator: the first stage's data stay what they are with or without a focus.
         focus_rng = random.Random(seed + 1)
+        articles: dict[str, ArticleSentences] = {}
+        if focus_article_negatives:
+            paragraphs: dict[str, dict[int, Paragraph]] = {}
+            for q in v2_questions:
+                paragraphs.setdefault(q.article, {})[id(q.paragraph)] = q.paragraph
+            articles = {title: ArticleSentences(list(ps.values())) for title, ps in paragraphs.items()}
         for q in v2_questions:
-            focus.extend(focus_examples(q, negatives=focus_negatives + 1 if not q.answers else focus_negatives))
+            examples_of_q = focus_examples(q, negatives=focus_negatives + 1 if not q.answers else focus_negatives)
+            focus.extend(examples_of_q)
+            if examples_of_q and focus_article_negatives:
+                focus.extend(articles[q.article].negatives(q, focus_article_negatives))
         # Replayed first-stage examples keep SQuAD 1.1's answers from being forgotten.
         focus.extend(focus_rng.sample(examples, int(focus_replay * len(focus))))
         focus_rng.shuffle(focus)

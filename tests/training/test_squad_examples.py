@@ -201,3 +201,25 @@ def test_a_focus_stage_leaves_the_first_stage_data_as_they_were(tmp_path: Path) 
     assert len(focused.focus) == 9 + 4
     assert {e.group for e in focused.focus} <= {e.group for e in plain.examples} | {"b0", "b1", "b2", "b3"}
     assert {q.id for q in focused.validation}.isdisjoint({e.group for e in focused.focus})
+
+
+def test_the_focus_stage_also_puts_a_question_against_its_subject_in_other_paragraphs() -> None:
+    elsewhere = (
+        "Merchants of the Hanseatic League reached Bergen by 1356. "
+        "The Hanseatic League kept a Kontor in Bergen. "
+        "Bergen was an outpost on the coast."
+    )
+    article = {
+        "title": "Hanseatic_League",
+        "paragraphs": [
+            {"context": PARAGRAPH, "qas": [_qa("q1", "When was the Hanseatic League founded?", "1356")]},
+            {"context": elsewhere, "qas": [{"id": "q9", "question": "Where was an outpost?", "answers": []}]},
+        ],
+    }
+    found = list(squad.questions([article]))
+    sentences = squad.ArticleSentences([q.paragraph for q in found])
+    picked = sentences.negatives(found[0], 3)
+    # Not its own paragraph's sentences; not the one stating its answer ("1356"), which may answer
+    # it too; not the one sharing fewer than two words with it.
+    assert [e.candidate.sentence for e in picked] == ["The Hanseatic League kept a Kontor in Bergen."]
+    assert picked[0].label == 0 and picked[0].span is None and picked[0].group == "q1"
