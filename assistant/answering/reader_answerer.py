@@ -84,6 +84,11 @@ class _Offered:
     similarity: float
 
 
+def _key(offered: _Offered) -> tuple[str, int]:
+    """Where an offered sentence is: its document and start."""
+    return offered.hit.chunk.doc_id, offered.hit.chunk.sentences[offered.index].start
+
+
 @dataclass(frozen=True)
 class ReaderSettings:
     """How many sentences the reader reads, and how answers are put together.
@@ -141,10 +146,13 @@ class ReaderAnswerer:
         """The p_answer a sentence needs to be given as an answer."""
         return self.reader.calibration.answer_threshold
 
-    def answer(self, question: str, hits: Sequence[Hit], history: Sequence[Turn] = ()) -> Answer:
+    def answer(
+        self, question: str, hits: Sequence[Hit], history: Sequence[Turn] = (), known: Sequence[Read] = ()
+    ) -> Answer:
         """Returns a grounded answer, or an abstention when the hits do not answer it.
 
         `history` is accepted for the `Answerer` protocol; follow-ups arrive already rewritten.
+        `known`: sentences already read against this question (not read again).
         """
         if self._other_languages is not None and hits and not self.reads(hits[0].chunk.doc_id):
             return self._other_languages.answer(question, hits, history)
@@ -152,7 +160,7 @@ class ReaderAnswerer:
         never_mentioned = unmentioned_names(q, self._knows_name, hits, self._language_of)
         if never_mentioned:
             return never_mentioned_answer(question, hits, never_mentioned)
-        reads = self.read(q, hits)
+        reads = self.read(q, hits, known)
         confidence = reads[0].p if reads else 0.0
         if confidence < self.threshold:
             return declined(question, hits, confidence)
@@ -178,23 +186,23 @@ class ReaderAnswerer:
         language = self._language_of(doc_id) if self._language_of is not None else "und"
         return language in READER_LANGUAGES or language == "und"
 
-    def read(self, q: QuestionProfile, hits: Sequence[Hit]) -> list[Read]:
-        """Reads the likeliest sentences of the hits against the question, best first."""
-        reads = [self._read_one(q, o) for o in self._ranked(q, hits)]
+    def read(self, q: QuestionProfile, hits: Sequence[Hit], known: Sequence[Read] = ()) -> list[Read]:
+        """Reads the likeliest sentences of the hits against the question, best first.
+
+        A sentence among `known` (read against the same question) is taken from there.
+        """
+        done = {(r.hit.chunk.doc_id, r.sentence.start): r for r in known}
+        reads = [done.get(_key(o)) or self._read_one(q, o) for o in self._ranked(q, hits)]
         reads.sort(key=lambda r: (-r.p, r.hit.rank, r.sentence.start))
         return reads
 
-    def cited_score(self, q: QuestionProfile, hits: Sequence[Hit], citation: Citation) -> float:
-        """Returns the best answer score among the hits' sentences a citation quotes (0 if none is read)."""
-        return max(
-            (
-                self._read_one(q, o).p
-                for o in self._offered(q, hits)
-                if o.hit.chunk.doc_id == citation.doc
-                and citation.start <= o.hit.chunk.sentences[o.index].start < citation.end
-            ),
-            default=0.0,
-        )
+    def cited_reads(self, q: QuestionProfile, hits: Sequence[Hit], citation: Citation) -> list[Read]:
+        """Reads the hits' sentences a citation quotes (none when it quotes no usable sentence)."""
+        return [
+            self._read_one(q, o)
+            for o in self._offered(q, hits)
+            if o.hit.chunk.doc_id == citation.doc and citation.start <= _key(o)[1] < citation.end
+        ]
 
     def support(self, q: QuestionProfile, hits: Sequence[Hit], enough: float) -> float:
         """Returns the best answer score among the sentences `read` would read, up to `enough`.
@@ -339,11 +347,12 @@ class ReaderGate:
             # The reader's own threshold is above the gate's: a cited sentence that clears it
             # is support enough.
             enough = max(self.reader.threshold, self.threshold)
-            if self.reader.cited_score(q, hits, answer.citations[0]) >= enough:
+            cited = self.reader.cited_reads(q, hits, answer.citations[0])
+            if max((r.p for r in cited), default=0.0) >= enough:
                 return answer
             # Only where it reads every passage: one it cannot read may hold the answer.
             if all(self.reader.reads(hit.chunk.doc_id) for hit in hits):
-                own = self.reader.answer(question, hits, history)
+                own = self.reader.answer(question, hits, history, known=cited)
                 if not own.abstained:
                     return replace(own, answerer=answer.answerer, confidence=answer.confidence)
                 support = own.confidence  # the best score of the full read: no need to read again

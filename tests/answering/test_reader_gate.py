@@ -120,8 +120,9 @@ def test_an_answer_is_not_replaced_while_a_passage_the_reader_cannot_read_was_fo
     assert answer == FirstSentence().answer(question, hits)
 
 
-def test_a_declined_answer_reads_each_sentence_at_most_twice() -> None:
-    # The cited sentence, then the full read: its best score decides the gate too, unread again.
+def test_a_declined_answer_reads_each_sentence_once() -> None:
+    # The cited sentence, then the full read, which takes the cited one's verdict as it is: its
+    # best score decides the gate too, unread again.
     class Counting(Reader):
         sentences_read = 0
 
@@ -133,7 +134,7 @@ def test_a_declined_answer_reads_each_sentence_at_most_twice() -> None:
     question, hits = "Who is the chief executive of Nordlys Labs?", [_hit("en.txt", NORDLYS)]
     answer = ReaderGate(FirstSentence(), counting).answer(question, hits)
     assert answer.abstained
-    assert Counting.sentences_read == 1 + 2  # the cited sentence, then both sentences
+    assert Counting.sentences_read == 1 + 1  # the cited sentence, then the other one
 
 
 def test_the_gate_threshold_is_below_the_readers_own(reader: ReaderAnswerer) -> None:
