@@ -261,13 +261,20 @@ def write_model_card(reader_dir: Path, calibration: dict[str, Any], *, squad11_a
         else f"{wanted:,} questions sampled from 440 articles"
     )
     focus_negatives = int(config.get("focus_negatives", 0))
+    elsewhere = int(config.get("focus_article_negatives", 0))
+    elsewhere_text = (
+        f" and against the {elsewhere} sentence{'s' if elsewhere != 1 else ''} of its article's other paragraphs"
+        " sharing most words with it (about its subject, not its answer)"
+        if elsewhere
+        else ""
+    )
     focus = (
         "\n\n"
         + textwrap.fill(
             f"Then a focus stage ({config['focus_epochs']} epoch{'s' if config['focus_epochs'] != 1 else ''},"
             f" learning rate {config['focus_learning_rate']}, its own warm-up and decay): SQuAD 2.0's training"
             f" questions again, each against its {focus_negatives} best-matching sentences (an unanswerable one"
-            " against one more), with as many first-stage examples replayed as"
+            f" against one more){elsewhere_text}, with as many first-stage examples replayed as"
             f" {config['focus_replay']:.0%} of the stage's own, so that SQuAD 1.1's answers are not forgotten.",
             width=98,
             break_on_hyphens=False,

@@ -146,3 +146,17 @@ def test_the_model_card_says_in_which_precision_the_reader_was_trained(tmp_path:
     assert "matrix products in bfloat16 (weights and optimizer in float32)" in card("bf16")
     # A model from before the setting existed was trained in float32.
     assert "float32 throughout" in card("fp32") and "float32 throughout" in card(None)
+
+
+def test_the_model_card_names_the_article_negatives_only_when_there_were_some(tmp_path: Path) -> None:
+    def card(article_negatives: int | None) -> str:
+        focus = {"focus_replay": 0.5, "focus_epochs": 3, "focus_learning_rate": 2e-5, "focus_negatives": 3}
+        return " ".join(_card(tmp_path, {**focus, "focus_article_negatives": article_negatives}).split())
+
+    plain = "(an unanswerable one against one more), with as many first-stage examples"
+    assert plain in card(None) and plain in card(0)
+    assert "other paragraphs" not in card(0)
+    assert (
+        "(an unanswerable one against one more) and against the 1 sentence of its article's other paragraphs"
+        " sharing most words with it (about its subject, not its answer), with as many" in card(1)
+    )
