@@ -267,7 +267,7 @@ class ArticleSentences:
 
     def __init__(self, paragraphs: list[Paragraph]) -> None:
         self.entries = [
-            (id(p), p, i, frozenset(analyze(text))) for p in paragraphs for i, (_, _, text) in enumerate(p.sentences)
+            (p, i, frozenset(analyze(text))) for p in paragraphs for i, (_, _, text) in enumerate(p.sentences)
         ]
 
     def negatives(self, question: Question, negatives: int) -> list[Example]:
@@ -276,16 +276,12 @@ class ArticleSentences:
         articles repeat facts, and such a sentence may answer the question too."""
         q_terms = frozenset(analyze(question.text))
         texts = [t for _, t in question.answers]
-        home = id(question.paragraph)
-        scored = sorted(
-            (
-                (len(q_terms & terms), -n, p, i)
-                for n, (pid, p, i, terms) in enumerate(self.entries)
-                if pid != home and len(q_terms & terms) >= 2
-            ),
-            key=lambda s: (s[0], s[1]),
-            reverse=True,
+        overlaps = (
+            (len(q_terms & terms), -n, p, i)
+            for n, (p, i, terms) in enumerate(self.entries)
+            if p is not question.paragraph
         )
+        scored = sorted((s for s in overlaps if s[0] >= 2), key=lambda s: (s[0], s[1]), reverse=True)
         out: list[Example] = []
         for _, _, p, i in scored:
             if len(out) == negatives:
