@@ -14,26 +14,26 @@ number. With `--write FILE --threshold T` the fitted weights, the chosen thresho
 embedding model of the indexes go into a calibration file (the shipped one is
 assistant/answering/models/extractive/calibration.json; ASSISTANT_EXTRACTIVE_CALIBRATION names
 another). Refresh eval/baseline.json afterwards: the gate refuses a baseline of other weights.
+
+`--without SIGNAL` fits as if a signal were not there: a signal the answers do not miss on
+either set (nor on eval/heldout.jsonl) is one the answerer does not need.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 
 from assistant import evaluation
-from assistant.answering.extractive import Evidence, ExtractiveAnswerer, shipped_calibration
+from assistant.answering.extractive import SIGNALS, Evidence, ExtractiveAnswerer, shipped_calibration
 from assistant.config import Settings
 from assistant.conversation.rewrite import standalone_question
 from assistant.pipeline import Assistant
 from assistant.question import profile
 from assistant.records import Turn
-
-SIGNALS = [f.name for f in fields(Evidence)]
 
 
 def vector(evidence: Evidence) -> np.ndarray:
@@ -88,26 +88,27 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, weight: np.ndarray, l2: float = 0
 
 
 def fit_selection(sets: list[list[dict[str, object]]], set_weights: list[float]) -> np.ndarray:
-    """Pairwise fit: good sentences should outscore bad ones of the same question."""
+    """Pairwise fit: good sentences should outscore bad ones of the same question.
+
+    Every (good, bad) pair of a question counts, and every question as much as another of its set.
+    """
     diffs, weights = [], []
-    rng = np.random.default_rng(0)
     for rows, set_weight in zip(sets, set_weights, strict=True):
-        pairs = []
+        questions = []
         for row in rows:
             good, features = row["good"], row["features"]
             assert isinstance(good, np.ndarray) and isinstance(features, np.ndarray)
             positives, negatives = features[good], features[~good]
-            if not len(positives) or not len(negatives):
-                continue
-            for _ in range(20):
-                pairs.append(positives[rng.integers(len(positives))] - negatives[rng.integers(len(negatives))])
-        diffs.extend(pairs)
-        weights.extend([set_weight / max(len(pairs), 1)] * len(pairs))  # sets count by weight
-    x = np.array(diffs)
+            if len(positives) and len(negatives):
+                questions.append((positives[:, None, :] - negatives[None, :, :]).reshape(-1, features.shape[1]))
+        for pairs in questions:
+            diffs.append(pairs)
+            weights.append(np.full(len(pairs), set_weight / (len(questions) * len(pairs))))
+    x = np.vstack(diffs)
     # Symmetrise so that no bias is needed: (a - b) is good, (b - a) is bad.
     both = np.vstack([x, -x])
     y = np.r_[np.ones(len(x)), np.zeros(len(x))]
-    w = np.r_[weights, weights]
+    w = np.concatenate([*weights, *weights])
     return fit_logistic(both, y, w)[1:]
 
 
@@ -135,6 +136,13 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--write", type=Path, help="write the fitted weights here, as a calibration file")
     parser.add_argument("--threshold", type=float, help="with --write: the answerability threshold chosen")
+    parser.add_argument(
+        "--without",
+        action="append",
+        default=[],
+        choices=SIGNALS,
+        help="fit as if this signal were not there (repeatable): does the answerer need it?",
+    )
     args = parser.parse_args()
     if args.write and args.threshold is None:
         parser.error("--write needs --threshold: choose it from the trade-off table of a run without --write")
@@ -147,6 +155,11 @@ def main() -> None:
         names.append(Path(gold).name)
         set_weights.append(float(weight or 1))
         sets.append(collect(Path(gold), Path(index), args.k))
+    for rows in sets:
+        for row in rows:
+            features = row["features"]
+            assert isinstance(features, np.ndarray)
+            features[:, [SIGNALS.index(name) for name in args.without]] = 0.0
 
     select = fit_selection(sets, set_weights)
     select = select / np.abs(select).max()  # scale is free for a ranking; keep numbers readable

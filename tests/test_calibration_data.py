@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -43,7 +44,14 @@ def test_the_shipped_calibration_weighs_every_signal_and_names_its_embedding_mod
     assert "multilingual-e5-small@e5-small" in stale and "eval/calibrate.py --write" in stale
 
 
-BROKEN = ["{", "{}", '{"select": {}, "answer": {}}', '{"select": 1, "answer": {}, "threshold": 0}']
+BROKEN = [
+    "{",
+    "{}",
+    '{"select": {}, "answer": {}}',
+    '{"select": 1, "answer": {}, "threshold": 0}',
+    # fitted for a signal this version no longer computes
+    '{"select": {"headings": 0.2}, "answer": {}, "threshold": 0.3, "embedding_model": "m"}',
+]
 
 
 @pytest.mark.parametrize("text", BROKEN)
@@ -119,22 +127,36 @@ def test_the_gate_refuses_a_baseline_of_another_corpus_and_eval_writes_no_report
     assert "not comparable: corpus_sha256" in changed.stderr and "--save-baseline" in changed.stderr
 
 
-@pytest.mark.slow
-def test_the_rules_weights_are_refitted_on_the_rules_alone(built_index: Path, tmp_path: Path) -> None:
-    # eval/calibrate.py reads the extractive answerer's signals: the reader's gate in front of it
-    # by default must not stand in its way, and the file it writes loads as the shipped one does.
+def _calibrate(built_index: Path, tmp_path: Path, name: str, *extra: str, installed: Path | None = None) -> Path:
     root = Path(__file__).resolve().parents[1]
-    written = tmp_path / "calibration.json"
+    written = tmp_path / name
     done = subprocess.run(
         [sys.executable, str(root / "eval" / "calibrate.py"), "--set", f"{root / 'eval' / 'gold.jsonl'}={built_index}"]
-        + ["--write", str(written), "--threshold", "0.4"],
+        + ["--write", str(written), "--threshold", "0.4", *extra],
         capture_output=True,
         text=True,
         timeout=600,
         check=False,
         cwd=tmp_path,
+        env={**os.environ, "ASSISTANT_EXTRACTIVE_CALIBRATION": str(installed)} if installed else None,
     )
     assert done.returncode == 0, done.stderr
     assert "threshold | gold.jsonl: answered / declined" in done.stdout
+    return written
+
+
+@pytest.mark.slow
+def test_the_rules_weights_are_refitted_on_the_rules_alone(built_index: Path, tmp_path: Path) -> None:
+    # eval/calibrate.py reads the extractive answerer's signals: the reader's gate in front of it
+    # by default must not stand in its way, and the file it writes loads as the shipped one does.
+    written = _calibrate(built_index, tmp_path, "calibration.json")
     fitted = ExtractiveCalibration.load(written)
     assert fitted.threshold == 0.4 and set(fitted.answer) == set(ExtractiveCalibration.load().answer)
+    # A fit without a signal gives it no weight.
+    again = _calibrate(built_index, tmp_path, "again.json", "--without", "order")
+    assert json.loads(again.read_text())["select"]["order"] == 0.0
+    assert json.loads(again.read_text())["answer"]["order"] == 0.0
+    assert json.loads(again.read_text())["select"] != json.loads(written.read_text())["select"]
+    # No sampling, and no dependence on the weights being replaced: the same data, the same fit.
+    rerun = _calibrate(built_index, tmp_path, "rerun.json", installed=again)
+    assert json.loads(rerun.read_text())["select"] == json.loads(written.read_text())["select"]

@@ -18,7 +18,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -83,6 +83,9 @@ class Evidence:
     rank: float  # 1 / rank of the chunk in the retrieval
 
 
+SIGNALS = tuple(f.name for f in fields(Evidence))  # the names a calibration weighs, in order
+
+
 @dataclass(frozen=True)
 class Scored:
     """A candidate sentence with its evidence and score."""
@@ -123,7 +126,7 @@ class ExtractiveCalibration:
         try:
             raw = path.read_bytes()
             data = json.loads(raw)
-            return cls(
+            calibration = cls(
                 select={str(k): float(v) for k, v in data["select"].items()},
                 answer={str(k): float(v) for k, v in data["answer"].items()},
                 threshold=float(data["threshold"]),
@@ -132,11 +135,13 @@ class ExtractiveCalibration:
                 path=path,
                 sha256=hashlib.sha256(raw).hexdigest(),
             )
+            _check_signals(calibration)
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(
                 f"cannot read the extractive answerer's calibration {path} ({exc}); "
                 "reinstall the package or refit it with eval/calibrate.py --write"
             ) from exc
+        return calibration
 
     def stale_for(self, model_id: str) -> str:
         """Returns why these numbers do not hold for an index of `model_id` ("" when they do)."""
@@ -147,6 +152,13 @@ class ExtractiveCalibration:
             f"{self.embedding_model}, and this index uses {model_id}: its answers and declines are "
             "uncalibrated; refit them with `python eval/calibrate.py --write`"
         )
+
+
+def _check_signals(calibration: ExtractiveCalibration) -> None:
+    # A file fitted for signals this version no longer computes would fail mid-answer.
+    unknown = sorted({*calibration.select, *calibration.answer} - {*SIGNALS, "bias"})
+    if unknown:
+        raise ValueError(f"weights for signals the answerer does not compute: {', '.join(unknown)}")
 
 
 @functools.cache

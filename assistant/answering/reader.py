@@ -145,7 +145,7 @@ class Calibration:
     # `ReaderGate`: another answerer's answer is declined when no sentence reaches this.
     gate_threshold: float = 0.0
     # Weights of a logistic regression over the reader's logit and the retrieval's evidence
-    # (`assistant.answering.extractive.FEATURES`), fitted in the assistant's own line; empty
+    # (`assistant.answering.reader_answerer.FEATURES`), fitted in the assistant's own line; empty
     # when the reader's probability alone is the answer score.
     combiner: dict[str, float] = field(default_factory=dict)
 
