@@ -155,11 +155,12 @@ def main() -> None:
         names.append(Path(gold).name)
         set_weights.append(float(weight or 1))
         sets.append(collect(Path(gold), Path(index), args.k))
+    left_out = [SIGNALS.index(name) for name in args.without]
     for rows in sets:
         for row in rows:
             features = row["features"]
             assert isinstance(features, np.ndarray)
-            features[:, [SIGNALS.index(name) for name in args.without]] = 0.0
+            features[:, left_out] = 0.0
 
     select = fit_selection(sets, set_weights)
     select = select / np.abs(select).max()  # scale is free for a ranking; keep numbers readable

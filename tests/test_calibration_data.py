@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.answering.extractive import SHIPPED_CALIBRATION, Evidence, ExtractiveCalibration
+from assistant.answering.extractive import SHIPPED_CALIBRATION, SIGNALS, ExtractiveCalibration
 from assistant.config import Settings
 from assistant.embedding import Embedder
 from assistant.errors import ConfigError
@@ -35,7 +35,7 @@ def _copy(tmp_path: Path, **changes: object) -> Path:
 
 def test_the_shipped_calibration_weighs_every_signal_and_names_its_embedding_model() -> None:
     calibration = ExtractiveCalibration.load()
-    signals = set(Evidence.__dataclass_fields__)
+    signals = set(SIGNALS)
     assert set(calibration.select) == signals
     assert set(calibration.answer) == signals | {"bias"}
     assert 0 < calibration.threshold < 1
@@ -154,9 +154,9 @@ def test_the_rules_weights_are_refitted_on_the_rules_alone(built_index: Path, tm
     assert fitted.threshold == 0.4 and set(fitted.answer) == set(ExtractiveCalibration.load().answer)
     # A fit without a signal gives it no weight.
     again = _calibrate(built_index, tmp_path, "again.json", "--without", "order")
-    assert json.loads(again.read_text())["select"]["order"] == 0.0
-    assert json.loads(again.read_text())["answer"]["order"] == 0.0
-    assert json.loads(again.read_text())["select"] != json.loads(written.read_text())["select"]
+    without_order, with_all = json.loads(again.read_text()), json.loads(written.read_text())
+    assert without_order["select"]["order"] == 0.0 and without_order["answer"]["order"] == 0.0
+    assert without_order["select"] != with_all["select"]
     # No sampling, and no dependence on the weights being replaced: the same data, the same fit.
     rerun = _calibrate(built_index, tmp_path, "rerun.json", installed=again)
-    assert json.loads(rerun.read_text())["select"] == json.loads(written.read_text())["select"]
+    assert json.loads(rerun.read_text())["select"] == with_all["select"]
