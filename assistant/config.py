@@ -93,8 +93,9 @@ class Settings(BaseSettings):
     # `assistant serve` processes, each answering with its own copy of the model over the one
     # index on disk (Python answers one question at a time per process). 0: one per core.
     workers: int = Field(0, ge=0, le=64)
-    # ONNX Runtime threads per model and process; 0: its default (one per core). serve with
-    # several workers sets cores / workers, so that the workers do not fight over the cores.
+    # ONNX Runtime threads per model and process (the reader: sentences read at once, one
+    # thread each); 0: one per core. serve with several workers sets cores / workers, so that
+    # the workers do not fight over the cores.
     onnx_threads: int = Field(0, ge=0, le=256)
 
     # Slack.

@@ -8,8 +8,16 @@ p50 with spinning, 1.2x without, at the same p50 (eval/bench, 107 gold questions
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
+
+
+def cpu_cores() -> int:
+    """Returns the number of cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def open_session(path: Path, threads: int | None = None) -> Any:

@@ -192,27 +192,31 @@ class ReaderAnswerer:
         A sentence among `known` (read against the same question) is taken from there.
         """
         done = {(r.hit.chunk.doc_id, r.sentence.start): r for r in known}
-        reads = [done.get(_key(o)) or self._read_one(q, o) for o in self._ranked(q, hits)]
+        ranked = self._ranked(q, hits)
+        fresh = iter(self._read_all(q, [o for o in ranked if _key(o) not in done]))
+        reads = [done[_key(o)] if _key(o) in done else next(fresh) for o in ranked]
         reads.sort(key=lambda r: (-r.p, r.hit.rank, r.sentence.start))
         return reads
 
     def cited_reads(self, q: QuestionProfile, hits: Sequence[Hit], citation: Citation) -> list[Read]:
         """Reads the hits' sentences a citation quotes (none when it quotes no usable sentence)."""
-        return [
-            self._read_one(q, o)
+        cited = [
+            o
             for o in self._offered(q, hits)
             if o.hit.chunk.doc_id == citation.doc and citation.start <= _key(o)[1] < citation.end
         ]
+        return self._read_all(q, cited)
 
     def support(self, q: QuestionProfile, hits: Sequence[Hit], enough: float) -> float:
         """Returns the best answer score among the sentences `read` would read, up to `enough`.
 
-        Reads them one at a time in the first pass's order and stops at the first that reaches
-        `enough`: whether any does is decided as `read` would, mostly after a read or two.
+        Reads them in the first pass's order, as many at once as the reader reads side by side,
+        and stops once one reaches `enough`: whether any does is decided as `read` would, mostly
+        after the first few.
         """
-        best = 0.0
-        for offered in self._ranked(q, hits):
-            best = max(best, self._read_one(q, offered).p)
+        ranked, step, best = self._ranked(q, hits), self.reader.threads, 0.0
+        for first in range(0, len(ranked), step):
+            best = max([best, *(read.p for read in self._read_all(q, ranked[first : first + step]))])
             if best >= enough:
                 break
         return best
@@ -221,11 +225,16 @@ class ReaderAnswerer:
         offered = self._offered(q, hits)
         return sorted(offered, key=lambda o: -(o.coverage + o.similarity))[: self.settings.candidates]
 
-    def _read_one(self, q: QuestionProfile, o: _Offered) -> Read:
-        (verdict,) = self.reader.read(q.text, [o.candidate])
-        sentence = o.hit.chunk.sentences[o.index]
-        read = Read(o.hit, o.index, sentence, o.candidate.sentence, verdict, o.coverage, o.similarity)
-        return replace(read, p=answer_score(read, self.reader.calibration.combiner))
+    def _read_all(self, q: QuestionProfile, offered: Sequence[_Offered]) -> list[Read]:
+        verdicts = self.reader.read(q.text, [o.candidate for o in offered])
+        combiner = self.reader.calibration.combiner
+        reads = []
+        for o, verdict in zip(offered, verdicts, strict=True):
+            read = Read(
+                o.hit, o.index, o.hit.chunk.sentences[o.index], o.candidate.sentence, verdict, o.coverage, o.similarity
+            )
+            reads.append(replace(read, p=answer_score(read, combiner)))
+        return reads
 
     def _offered(self, q: QuestionProfile, hits: Sequence[Hit]) -> list[_Offered]:
         # The cheap first pass: the share of the question's (idf-weighted) terms a sentence and

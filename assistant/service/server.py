@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistant.config import Settings
 from assistant.errors import ConfigError
+from assistant.onnx_runtime import cpu_cores
 from assistant.pipeline import Assistant
 from assistant.service.app import create_app
 from assistant.store.milvus import is_lite
@@ -112,13 +113,6 @@ def serve_workers(settings: Settings) -> int:
             )
         return 1
     return settings.workers or cpu_cores()
-
-
-def cpu_cores() -> int:
-    """Returns the number of cores this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def _log_answers() -> None:

@@ -99,6 +99,25 @@ def test_the_shipped_reader_tells_an_answer_from_a_lookalike() -> None:
     assert answer.span("The league was founded in 1356 in Lübeck.") in {"1356", "in 1356", "1356 in Lübeck"}
 
 
+def test_sentences_read_side_by_side_get_the_verdicts_each_gets_alone() -> None:
+    # The reader runs a question's sentences at once, each on its own core. Batching them instead
+    # would change the scores (the int8 model quantises a batch as one), so this guards the way.
+    question = "Which river flows through the old town of Kestrel Bay?"
+    candidates = [
+        Candidate("The Amber River flows through the old town.", heading="Kestrel Bay"),
+        Candidate("Kestrel Bay has a harbour and two bridges.", heading="Kestrel Bay", previous="It is on the coast."),
+        Candidate("Its fish market opens at dawn every day except Sunday.", heading="Kestrel Bay"),
+        Candidate("The town was founded by wool merchants.", heading="History"),
+        Candidate("Rivers in the region freeze in hard winters.", heading="Climate"),
+    ]
+    alone = [Reader(threads=1).read(question, [c])[0] for c in candidates]
+    together = Reader(threads=2)
+    assert together.threads == 2
+    assert together.read(question, candidates) == alone
+    assert Reader(threads=3).read(question, candidates[::-1]) == alone[::-1]
+    assert alone[0].p_answer == max(v.p_answer for v in alone)
+
+
 def _card(folder: Path, changes: dict[str, object] | None = None, *, squad11_available: int = 0) -> str:
     """The model card of a copy of the shipped reader in `folder`, its training config changed by
     `changes` (a key set to None is removed, as in a config from before that setting)."""

@@ -11,7 +11,8 @@ import pytest
 
 from assistant.config import Settings
 from assistant.errors import ConfigError
-from assistant.service.server import cpu_cores, serve_workers
+from assistant.onnx_runtime import cpu_cores
+from assistant.service.server import serve_workers
 from tests.conftest import ROOT
 
 

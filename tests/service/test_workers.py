@@ -28,10 +28,11 @@ from starlette.types import Receive, Scope, Send
 
 from assistant.config import Settings
 from assistant.embedding import Embedder
+from assistant.onnx_runtime import cpu_cores
 from assistant.pipeline import Assistant
 from assistant.service.app import create_app
 from assistant.service.reindex import Reindexer
-from assistant.service.server import SpreadConnections, WorkerLoads, cpu_cores, serve_workers
+from assistant.service.server import SpreadConnections, WorkerLoads, serve_workers
 from assistant.store.index_store import current_version
 from tests.conftest import ROOT, FakeEmbedder
 from tests.service.conftest import ADMIN_KEY, live_server
