@@ -98,7 +98,8 @@ class ReaderSettings:
     """
 
     # Sentences read per question, the likeliest by a cheap first pass. 8, 10 and 12 give the same
-    # figures on both dev sets; 16 finds one more seed fact (kfr 0.702 vs 0.695) at twice the cost.
+    # figures on both dev sets; 16 finds one more seed fact (kfr 0.702 vs 0.695) at twice the cost;
+    # 6 loses two SQuAD facts (0.873 -> 0.868) and 4 loses seed ones too (0.679 -> 0.626).
     candidates: int = 8
     list_ratio: float = 0.5  # a list item's reader probability must reach this share of the best one's
     max_items: int = 10
