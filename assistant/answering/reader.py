@@ -230,6 +230,8 @@ class Reader:
         """Returns one verdict per candidate, in the candidates' order (up to `threads` read at once)."""
         if self.threads == 1 or len(candidates) < 2:
             return [self._read_one(question, c) for c in candidates]
+        # Opened here, once: two pool threads would otherwise each open them on first use.
+        _ = self._session, self._tokenizer
         # ONNX Runtime runs one session from several threads, and lets go of the GIL meanwhile.
         return list(self._pool.map(partial(self._read_one, question), candidates))
 
