@@ -137,6 +137,29 @@ def test_a_declined_answer_reads_each_sentence_once() -> None:
     assert Counting.sentences_read == 1 + 1  # the cited sentence, then the other one
 
 
+def test_the_gate_reads_as_many_sentences_at_once_as_the_reader_has_cores_and_stops_at_support() -> None:
+    class Counting(Reader):
+        reads: list[int] = []
+
+        def read(self, question: str, candidates: Sequence[Candidate]) -> list[Verdict]:
+            Counting.reads.append(len(candidates))
+            return super().read(question, candidates)
+
+    text = (
+        "Nordlys Labs was founded in 1997 in Bergen. It runs the Aurora award for young engineers. "
+        "Its workshop repairs fishing boats. The canteen serves soup on Fridays. Visitors park by the pier."
+    )
+    answerer = ReaderAnswerer(Counting(threads=2), language_of=LANGUAGES.__getitem__)
+    q, hits = profile("In which year was Nordlys Labs founded?"), [_hit("en.txt", text)]
+    assert len(answerer.read(q, hits)) == 5 and Counting.reads == [5]  # one call: all side by side
+    Counting.reads.clear()
+    assert answerer.support(q, hits, enough=0.045) >= 0.045
+    assert Counting.reads == [2]  # the founding sentence comes first: no second step
+    Counting.reads.clear()
+    assert answerer.support(q, hits, enough=1.0) < 1.0
+    assert Counting.reads == [2, 2, 1]  # nothing is enough: every sentence, two at a time
+
+
 def test_the_gate_threshold_is_below_the_readers_own(reader: ReaderAnswerer) -> None:
     # The gate stacks on the other answerer's own abstentions, so it keeps more answers.
     gate = ReaderGate(FirstSentence(), reader)
