@@ -110,7 +110,8 @@ def test_sentences_read_side_by_side_get_the_verdicts_each_gets_alone() -> None:
         Candidate("The town was founded by wool merchants.", heading="History"),
         Candidate("Rivers in the region freeze in hard winters.", heading="Climate"),
     ]
-    alone = [Reader(threads=1).read(question, [c])[0] for c in candidates]
+    one_at_a_time = Reader(threads=1)
+    alone = [one_at_a_time.read(question, [c])[0] for c in candidates]
     together = Reader(threads=2)
     assert together.threads == 2
     assert together.read(question, candidates) == alone
