@@ -24,7 +24,7 @@ from typing import Protocol, TypeVar
 
 from assistant.answering.citations import cite
 from assistant.errors import ConfigError
-from assistant.ingest.documents import BOILERPLATE
+from assistant.ingest.documents import BOILERPLATE, detect_language
 from assistant.question import QuestionProfile, is_name_token, mentions, profile
 from assistant.records import NOT_FOUND, Answer, Chunk, Citation, Hit, Sentence, Turn
 from assistant.text import LIST_MARKER, MONTHS, NAME_TOKEN, NEGATION, analyze, fold
@@ -453,12 +453,16 @@ def unmentioned_names(
 
     A question about something no document mentions ("the FIFA World Cup") has no answer here,
     however well some sentence matches its other words. When the passages found are in more than
-    one language, a name may be there in translation ("Sweden" as "Sverige"): none is ruled out.
+    one language, or in another language than the question, a name may be there in translation
+    ("Swedish" as "svenska", "Sweden" as "Sverige"): none is ruled out.
     """
     if knows_name is None:
         return []
-    if language_of is not None and len({language_of(h.chunk.doc_id) for h in hits} - {"und"}) > 1:
-        return []
+    if language_of is not None:
+        found = {language_of(h.chunk.doc_id) for h in hits} - {"und"}
+        asked = detect_language(q.text)
+        if len(found) > 1 or (asked != "und" and found - {asked}):
+            return []
     return [n for n in q.names if not knows_name(n)]
 
 

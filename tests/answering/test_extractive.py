@@ -190,7 +190,7 @@ def test_a_question_about_a_name_no_document_mentions_abstains_and_says_so(
     assert "never mention" not in typo.text
 
 
-def test_a_name_may_be_translated_when_the_passages_found_are_in_several_languages() -> None:
+def test_a_name_may_be_translated_when_the_passages_found_are_in_another_language() -> None:
     # "Sweden" is nowhere in the index, but a Swedish passage was found: it may say "Sverige".
     q = profile("Which counties of Sweden take part in the Nordic Factory project?")
     english = Hit(Chunk(**{**_chunk("The Nordic Factory project.", "").__dict__, "doc_id": "en.txt"}), 1.0, 1)
@@ -201,8 +201,12 @@ def test_a_name_may_be_translated_when_the_passages_found_are_in_several_languag
         return name == "Nordic Factory"
 
     assert unmentioned_names(q, knows, [english, swedish], languages) == []
-    # Passages in one language: a name none of the documents holds is still ruled out.
+    # Only Swedish passages found for an English question: "Swedish" may be "svenska" there.
+    adjective = profile("Which Swedish counties take part in the Nordic Factory project?")
+    assert unmentioned_names(adjective, knows, [swedish], languages) == []
+    # Passages in the question's language only: a name none of the documents holds is still ruled out.
     assert unmentioned_names(q, knows, [english], languages) == ["Sweden"]
+    assert unmentioned_names(adjective, knows, [english], languages) == ["Swedish"]
     assert unmentioned_names(q, knows, [english, swedish], None) == ["Sweden"]
     assert unmentioned_names(q, None, [english], languages) == []
 
