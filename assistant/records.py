@@ -87,6 +87,9 @@ class Chunk:
     sentences: tuple[Sentence, ...]
     tokens: int  # size in tiktoken tokens
     page: int | None = None
+    # The column names of the table whose rows the chunk holds, when the table's header row lies
+    # in an earlier chunk ("", "Size of the Network", "Number of SMEs", ...; see ingest.tables).
+    columns: tuple[str, ...] = ()
 
     @property
     def section(self) -> str:
@@ -97,7 +100,10 @@ class Chunk:
     def header(self) -> str:
         """The context line prepended to the chunk for embedding and keyword search."""
         parts = [self.title, *self.section_path]
-        return " > ".join(p for p in parts if p)
+        line = " > ".join(p for p in parts if p)
+        # A row says what its cells are only through its columns: "240" is the "Number of SMEs".
+        named = [c for c in self.columns if c]
+        return f"{line} | {' | '.join(named)}" if named else line
 
     def sentence_text(self, sentence: Sentence) -> str:
         """Returns the text of one of this chunk's sentences."""

@@ -17,7 +17,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -25,6 +25,7 @@ from typing import Protocol, TypeVar
 from assistant.answering.citations import cite
 from assistant.errors import ConfigError
 from assistant.ingest.documents import BOILERPLATE, detect_language
+from assistant.ingest.tables import sentence_reading
 from assistant.question import QuestionProfile, is_name_token, mentions, profile
 from assistant.records import NOT_FOUND, Answer, Chunk, Citation, Hit, Sentence, Turn
 from assistant.text import LIST_MARKER, MONTHS, NAME_TOKEN, NEGATION, analyze, fold
@@ -257,8 +258,8 @@ class ExtractiveAnswerer:
             context |= set(analyze(" ".join(mentioned)))
             for index, sentence in enumerate(chunk.sentences):
                 key = (chunk.doc_id, sentence.start, sentence.end)
-                text = chunk.sentence_text(sentence)
-                if key in seen or not usable(text, chunk, q):
+                text = sentence_reading(chunk, index, q.terms)  # a table row: the columns asked about
+                if key in seen or text is None or not usable(text, chunk, q):
                     continue
                 seen.add(key)
                 terms = analyze(text)
@@ -370,7 +371,7 @@ class ExtractiveAnswerer:
         first, last = chunk.sentences[chosen[0]], chunk.sentences[chosen[-1]]
         return Answer(
             question=question,
-            text=f"{strip_footnotes(quoted_text(chunk, chosen, best.index))} [1]",
+            text=f"{strip_footnotes(quoted_text(chunk, chosen, best.index, profile(question).terms))} [1]",
             citations=(cite(1, chunk, Sentence(first.start, last.end)),),
             abstained=False,
             hits=tuple(hits),
@@ -626,14 +627,17 @@ def quoted_sentences(chunk: Chunk, index: int, max_items: int) -> list[int]:
     return chosen
 
 
-def quoted_text(chunk: Chunk, chosen: Sequence[int], best: int) -> str:
+def quoted_text(chunk: Chunk, chosen: Sequence[int], best: int, wanted: Collection[str] = ()) -> str:
     """Returns an answer's body from its quoted sentences: a list's introduction and its items,
-    or the sentences joined, led by the chunk's subject when the best one only says "it"."""
-    sentences = chunk.sentences
-    lead = chunk.sentence_text(sentences[best])
+    or the sentences joined, led by the chunk's subject when the best one only says "it".
+
+    A table row is told with its column names, those `wanted` (the question's terms) asks about.
+    """
+    said = {j: sentence_reading(chunk, j, wanted) or chunk.sentence_text(chunk.sentences[j]) for j in {*chosen, best}}
+    lead = said[best]
     if len(chosen) > 1 and lead.rstrip().endswith(":"):
-        return lead + "\n" + "\n".join(f"- {chunk.sentence_text(sentences[j])}" for j in chosen[1:])
-    return attributed(" ".join(chunk.sentence_text(sentences[j]) for j in chosen), chunk, opening=lead)
+        return lead + "\n" + "\n".join(f"- {said[j]}" for j in chosen[1:])
+    return attributed(" ".join(said[j] for j in chosen), chunk, opening=lead)
 
 
 def attributed(text: str, chunk: Chunk, opening: str | None = None) -> str:

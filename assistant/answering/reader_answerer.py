@@ -32,6 +32,7 @@ from assistant.answering.extractive import (
     usable,
 )
 from assistant.answering.reader import Candidate, Reader, Verdict
+from assistant.ingest.tables import sentence_reading
 from assistant.question import QuestionProfile, profile
 from assistant.records import Answer, Chunk, Citation, Hit, Sentence, Turn
 from assistant.text import analyze
@@ -252,8 +253,8 @@ class ReaderAnswerer:
             around = set(analyze(f"{heading} {chunk.section}"))
             for index, sentence in enumerate(chunk.sentences):
                 key = (chunk.doc_id, sentence.start, sentence.end)
-                text = chunk.sentence_text(sentence)
-                if key in seen or not usable(text, chunk, q):
+                text = sentence_reading(chunk, index, q.terms)  # a table row: the columns asked about
+                if key in seen or text is None or not usable(text, chunk, q):
                     continue
                 seen.add(key)
                 previous = chunk.sentence_text(chunk.sentences[index - 1]) if index else lead
@@ -294,7 +295,7 @@ class ReaderAnswerer:
         chunk = best.hit.chunk
         chosen = quoted_sentences(chunk, best.index, self.settings.max_items)
         # A document's own footnote markers ("Stuttgart [5].") would read as citations.
-        body = strip_footnotes(quoted_text(chunk, chosen, best.index))
+        body = strip_footnotes(quoted_text(chunk, chosen, best.index, profile(question).terms))
         first, last = chunk.sentences[chosen[0]], chunk.sentences[chosen[-1]]
         citation = cite(1, chunk, Sentence(first.start, last.end))
         short = self._short_answer(best, body)

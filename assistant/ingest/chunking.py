@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import tiktoken
 
 from assistant.ingest import tokens
+from assistant.ingest.tables import columns_before
 from assistant.records import Chunk, Document, Page, Section, Sentence
 from assistant.text import LIST_MARKER, MONTHS
 
@@ -215,7 +216,7 @@ class Chunker:
             "target_tokens": self.target_tokens,
             "max_tokens": self.max_tokens,
             "tokenizer": "cl100k_base",
-            "version": 4,
+            "version": 5,
         }
 
     def chunk(self, document: Document) -> list[Chunk]:
@@ -300,6 +301,7 @@ class Chunker:
             sentences=tuple(group),
             tokens=tokens.count_tokens(text),
             page=page_at(start),
+            columns=columns_before(document.text, start),
         )
 
     def _fit(
@@ -345,6 +347,7 @@ class Chunker:
             sentences=chunk.sentences,
             tokens=chunk.tokens,
             page=chunk.page,
+            columns=chunk.columns,
         )
 
 

@@ -9,7 +9,7 @@
         vectors.faiss                 the search index over those rows (flat, or HNSW when large)
         sentences.npy                 float16 late-chunked vector of every sentence, chunk by chunk
         sentence_offsets.npy          chunk i's sentences are rows offsets[i]:offsets[i + 1]
-        chunks.sqlite                 documents and chunks (text, sections, offsets)
+        chunks.sqlite                 documents and chunks (text, sections, offsets, table columns)
         keyword.npz, keyword.json     BM25 term frequencies and vocabulary
       embeddings.sqlite               cache of vectors by text hash, shared by all versions
 
@@ -63,7 +63,7 @@ from assistant.store.milvus import MilvusConfig
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 CURRENT = "current"
 VERSIONS = "versions"
 CACHE_FILE = "embeddings.sqlite"
@@ -194,7 +194,7 @@ CREATE TABLE documents (
 CREATE TABLE chunks (
     row INTEGER PRIMARY KEY, id TEXT UNIQUE, doc_id TEXT, n INTEGER, title TEXT,
     section_path TEXT, subject TEXT, start INTEGER, "end" INTEGER, text TEXT,
-    sentences TEXT, tokens INTEGER, page INTEGER);
+    sentences TEXT, tokens INTEGER, page INTEGER, columns TEXT);
 CREATE INDEX chunks_doc ON chunks (doc_id);
 """
 
@@ -246,6 +246,7 @@ def _chunk_row(row: int, c: Chunk) -> tuple[Any, ...]:
         json.dumps([[s.start, s.end] for s in c.sentences]),
         c.tokens,
         c.page,
+        json.dumps(list(c.columns), ensure_ascii=False),
     )
 
 
@@ -263,6 +264,7 @@ def _chunk_from_row(row: sqlite3.Row) -> Chunk:
         sentences=tuple(Sentence(s, e) for s, e in json.loads(row["sentences"])),
         tokens=row["tokens"],
         page=row["page"],
+        columns=tuple(json.loads(row["columns"])),
     )
 
 
@@ -686,7 +688,7 @@ def _write_db(path: Path, documents: Sequence[Document], chunks: Sequence[Chunk]
         db.executescript(_SCHEMA)
         db.executemany("INSERT INTO documents VALUES (?,?,?,?,?,?,?,?)", map(_document_row, documents))
         db.executemany(
-            "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (_chunk_row(i, c) for i, c in enumerate(chunks)),
         )
         db.commit()

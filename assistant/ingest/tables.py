@@ -1,0 +1,176 @@
+"""Rows of a table -> what they say, with the names of their columns.
+
+A table row on its own says little: "Minalogic\t330 Members\t...\t240" does not say that 240 is
+the number of SMEs; the table's first row, which names the columns, does. Documents give tables
+as lines of cells separated by tabs (text exported from PDFs and office files) or by pipes
+(Markdown). Here a body row is read with its column names, as a statement:
+
+    Minalogic. Size of the Network: 330 Members. ... Number of SMEs: 240.
+
+and a row of ticks reads as the columns it ticks ("D4 Collaborative and mobile enterprises:
+Minalogic, EURECAT."). The chunker gives a chunk whose rows' header lies in an earlier chunk
+those column names (`Chunk.columns`), so that keyword and vector search find "How many SMEs does
+Minalogic have?" in Minalogic's row; the answerers read rows as statements, and never offer a
+header row (a list of column names) as an answer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from assistant.records import Chunk
+from assistant.text import analyze
+
+# A cell that only ticks its row and column ("x", the Cyrillic "х" of some exports, "•").
+TICKS = frozenset({"x", "X", "х", "Х", "×", "•", "✓", "✔"})
+_MARKDOWN_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$")
+_NUMBER = re.compile(r"^[\d\s.,%/+-]*$")
+MAX_HEADER_WORDS = 8  # a column name is short
+MAX_BLANK_LINES = 5  # blank lines a table may hold between two rows
+
+
+def cells(line: str) -> list[str] | None:
+    """Returns the cells of a table row (tabs or Markdown pipes), or None for other text.
+
+    A row has at least three cells; a line with one tab ("1.\tIntroduction") is not a table.
+    """
+    line = line.strip("\r\n")
+    if "\t" in line:
+        parts = [c.strip() for c in line.split("\t")]
+    elif line.lstrip().startswith("|") and line.count("|") >= 3:
+        parts = [c.strip() for c in line.strip().strip("|").split("|")]
+    else:
+        return None
+    return parts if len(parts) >= 3 else None
+
+
+def is_rule(line: str) -> bool:
+    """Tells whether a line is Markdown's rule under a table's header ("|---|:--:|")."""
+    return bool(_MARKDOWN_RULE.match(line)) and "-" in line
+
+
+def is_header(row: list[str]) -> bool:
+    """Tells whether a row can name columns: two or more short names, none a bare number."""
+    named = [c for c in row if c]
+    return (
+        len(named) >= 2
+        and all(len(c.split()) <= MAX_HEADER_WORDS for c in named)
+        and not any(_NUMBER.match(c) for c in named)
+    )
+
+
+def read_row(row: Sequence[str], columns: tuple[str, ...], wanted: Collection[str] = ()) -> str | None:
+    """Returns a body row as a statement with its column names, or None when they do not line up.
+
+    A header whose first cell is empty names the other columns; the row's first cell is then
+    what the row is about. Ticked cells list their columns; empty cells say nothing. When some
+    column names share a term with `wanted` (a question's terms), only those columns are told:
+    "Minalogic. Number of SMEs: 240." for "How many SMEs does Minalogic have?".
+    """
+    if not columns or len(row) > len(columns) + 1:
+        return None
+    if len(row) == len(columns) + 1 and columns[0]:
+        columns = ("", *columns)  # the header leaves the rows' first column unnamed (or lost its tab)
+    row = [*row, *[""] * (len(columns) - len(row))]  # exports drop a row's empty last cells
+    label = ""
+    pairs = list(zip(columns, row, strict=False))
+    if not columns[0]:
+        label, pairs = row[0], pairs[1:]
+    asked = [(name, value) for name, value in pairs if value and set(analyze(name)) & set(wanted)]
+    pairs = asked or pairs
+    ticked = [name for name, value in pairs if value in TICKS and name]
+    stated = [f"{name}: {value}." if name else f"{value}." for name, value in pairs if value and value not in TICKS]
+    if not stated and not ticked:
+        return None
+    parts = [*stated, f"{', '.join(ticked)}."] if ticked else stated
+    if label:
+        return f"{label}{':' if ticked and not stated else '.'} {' '.join(parts)}"
+    return " ".join(parts)
+
+
+def columns_before(text: str, start: int) -> tuple[str, ...]:
+    """Returns the column names of the table whose body row begins at `start`, when its header row
+    lies before it (or () when `start` is not in a table body, or the header is at `start`).
+
+    The header is the table's first row. Blank lines between rows (page breaks of an export) do
+    not end a table; any other text does.
+    """
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", start)
+    line = text[line_start : line_end if line_end >= 0 else len(text)]
+    if cells(line) is None or is_rule(line):
+        return ()
+    header: list[str] | None = None
+    top, blanks = line_start, 0
+    while top > 0 and blanks <= MAX_BLANK_LINES:
+        above_start = text.rfind("\n", 0, top - 1) + 1
+        above = text[above_start : top - 1]
+        top = above_start
+        if not above.strip():
+            blanks += 1
+            continue
+        blanks = 0
+        if is_rule(above):
+            continue
+        row = cells(above)
+        if row is None:
+            break
+        header = row
+    return tuple(header) if header is not None and is_header(header) else ()
+
+
+@dataclass(frozen=True)
+class Row:
+    """A table's body row: its cells, and the names of its columns (() when unknown)."""
+
+    cells: tuple[str, ...]
+    columns: tuple[str, ...]
+
+
+HEADER = "header"  # the role of a table's header row: column names, not a statement
+
+
+@lru_cache(maxsize=4096)
+def table_rows(chunk: Chunk) -> tuple[Row | str | None, ...]:
+    """Returns, per sentence of a chunk, its place in a table: a body `Row`, `HEADER`, or None
+    for text outside tables (a Markdown rule under a header counts as part of the header)."""
+    out: list[Row | str | None] = []
+    columns: tuple[str, ...] = chunk.columns
+    in_table = False
+    for index, sentence in enumerate(chunk.sentences):
+        text = chunk.sentence_text(sentence)
+        row = cells(text)
+        if is_rule(text):
+            out.append(HEADER)
+            continue
+        if row is None:
+            out.append(None)
+            in_table = False
+            continue
+        if not in_table and not (index == 0 and columns):
+            # The first row of a table that begins inside the chunk names its columns.
+            columns = tuple(row) if is_header(row) else ()
+            if columns:
+                in_table = True
+                out.append(HEADER)
+                continue
+        in_table = True
+        out.append(Row(tuple(row), columns))
+    return tuple(out)
+
+
+def sentence_reading(chunk: Chunk, index: int, wanted: Collection[str] = ()) -> str | None:
+    """Returns what sentence `index` of a chunk says: its text, or a table row read with its
+    column names (those `wanted` asks about, when some are); None for a table's header row."""
+    if not chunk.columns and "\t" not in chunk.text and "|" not in chunk.text:
+        return chunk.sentence_text(chunk.sentences[index])  # no table here
+    role = table_rows(chunk)[index]
+    if role == HEADER:
+        return None
+    text = chunk.sentence_text(chunk.sentences[index])
+    if isinstance(role, Row):
+        return read_row(role.cells, role.columns, wanted) or text
+    return text
