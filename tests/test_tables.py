@@ -14,6 +14,7 @@ from assistant.ingest.tables import (
     table_rows,
 )
 from assistant.records import Chunk, Document, Section
+from assistant.text import analyze
 
 HEADER_LINE = "\tMembers\tNumber of SMEs\tMain theme"
 ROWS = [
@@ -43,7 +44,11 @@ def test_a_row_reads_with_its_column_names_and_only_those_asked_about() -> None:
     row = cells(ROWS[1]) or []
     assert read_row(row, columns) == ("Brightworks. Members: 64 members. Number of SMEs: 40. Main theme: Lighting.")
     # "How many SMEs does Brightworks have?": the column it asks about, not the whole row.
-    assert read_row(row, columns, {"sme", "smes"}) == "Brightworks. Number of SMEs: 40."
+    assert read_row(row, columns, set(analyze("SMEs"))) == "Brightworks. Number of SMEs: 40."
+    # No column is named as asked, but a short value says it: "Which cluster works on lighting?"
+    assert (
+        read_row(row, columns, set(analyze("Which cluster works on lighting?"))) == "Brightworks. Main theme: Lighting."
+    )
     # A header without its first, empty cell (a sentence's text is trimmed) still lines up.
     assert read_row(row, columns[1:]) == read_row(row, columns)
     # A header with a name over the first column: every cell is a named value.
@@ -104,7 +109,7 @@ def test_chunks_of_a_long_table_carry_its_column_names_and_read_their_rows_with_
         "Aeroclust. Members: 120 members. Number of SMEs: 85. Main theme: Aviation and space."
     )
     label, _, smes, *_ = later[0].text.split("\t")
-    assert sentence_reading(later[0], 0, {"sme", "smes"}) == f"{label}. Number of SMEs: {smes}."
+    assert sentence_reading(later[0], 0, set(analyze("SMEs"))) == f"{label}. Number of SMEs: {smes}."
     # Text outside the table reads as itself.
     last = chunks[-1]
     assert sentence_reading(last, len(last.sentences) - 1) == "The figures date from 2019."

@@ -68,7 +68,8 @@ def read_row(row: Sequence[str], columns: tuple[str, ...], wanted: Collection[st
     A header whose first cell is empty names the other columns; the row's first cell is then
     what the row is about. Ticked cells list their columns; empty cells say nothing. When some
     column names share a term with `wanted` (a question's terms), only those columns are told:
-    "Minalogic. Number of SMEs: 240." for "How many SMEs does Minalogic have?".
+    "Minalogic. Number of SMEs: 240." for "How many SMEs does Minalogic have?"; else when some
+    short values do ("Minalogic. Size of the Network: 330 Members." for "How many members ...?").
     """
     if not columns or len(row) > len(columns) + 1:
         return None
@@ -79,8 +80,11 @@ def read_row(row: Sequence[str], columns: tuple[str, ...], wanted: Collection[st
     pairs = list(zip(columns, row, strict=False))
     if not columns[0]:
         label, pairs = row[0], pairs[1:]
-    asked = [(name, value) for name, value in pairs if value and set(analyze(name)) & set(wanted)]
-    pairs = asked or pairs
+    wanted = set(wanted)
+    named = [(name, value) for name, value in pairs if value and set(analyze(name)) & wanted]
+    # Or a short value that says what it counts: "330 Members" for "How many members ...?".
+    valued = [(n, v) for n, v in pairs if len(v.split()) <= MAX_HEADER_WORDS and set(analyze(v)) & wanted]
+    pairs = named or valued or pairs
     ticked = [name for name, value in pairs if value in TICKS and name]
     stated = [f"{name}: {value}." if name else f"{value}." for name, value in pairs if value and value not in TICKS]
     if not stated and not ticked:
