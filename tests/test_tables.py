@@ -27,6 +27,7 @@ ROWS = [
 def test_cells_of_tab_and_pipe_rows_and_what_is_not_a_row() -> None:
     assert cells(ROWS[0]) == ["Aeroclust", "120 members", "85", "Aviation and space"]
     assert cells("| Cluster | Members | SMEs |") == ["Cluster", "Members", "SMEs"]
+    assert cells("<u>ViaMéca</u>\t160 members\t**80**") == ["ViaMéca", "160 members", "80"]
     assert cells("1.\tIntroduction") is None  # one tab: a numbered heading, not a table
     assert cells("A sentence with | one pipe.") is None
     assert cells("Plain text.") is None

@@ -28,6 +28,7 @@ from assistant.text import analyze
 TICKS = frozenset({"x", "X", "х", "Х", "×", "•", "✓", "✔"})
 _MARKDOWN_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$")
 _NUMBER = re.compile(r"^[\d\s.,%/+-]*$")
+_MARKUP = re.compile(r"</?[a-zA-Z][^<>]{0,40}>|\*\*|__")
 MAX_HEADER_WORDS = 8  # a column name is short
 MAX_BLANK_LINES = 5  # blank lines a table may hold between two rows
 
@@ -39,11 +40,13 @@ def cells(line: str) -> list[str] | None:
     """
     line = line.strip("\r\n")
     if "\t" in line:
-        parts = [c.strip() for c in line.split("\t")]
+        parts = line.split("\t")
     elif line.lstrip().startswith("|") and line.count("|") >= 3:
-        parts = [c.strip() for c in line.strip().strip("|").split("|")]
+        parts = line.strip().strip("|").split("|")
     else:
         return None
+    # Exports keep inline markup in cells: "<u>ViaMéca</u>", "**Plastipolis**".
+    parts = [_MARKUP.sub("", c).strip() for c in parts]
     return parts if len(parts) >= 3 else None
 
 
