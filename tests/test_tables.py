@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import pytest
+
+from assistant.ingest import tables
 from assistant.ingest.chunking import Chunker, embedding_text, split_sentences
 from assistant.ingest.tables import (
     HEADER,
     Row,
     cells,
-    columns_before,
     is_header,
     read_row,
     sentence_reading,
+    table_columns,
     table_rows,
 )
 from assistant.records import Chunk, Document, Section
@@ -81,14 +84,40 @@ def _table_text(rows: int) -> str:
 
 def test_the_header_is_found_above_blank_lines_and_other_rows_and_not_past_other_text() -> None:
     text = _table_text(3)
+    columns_at = table_columns(text)
     columns = tuple(cells(HEADER_LINE) or [])
-    assert columns_before(text, text.index("Corvane2")) == columns  # past blank lines and rows
-    assert columns_before(text, text.index("Aeroclust\t120")) == columns
-    assert columns_before(text, text.index(HEADER_LINE)) == ()  # the header itself
-    assert columns_before(text, text.index("The figures")) == ()  # not a row
-    # Text between two tables ends the first one.
+    assert columns_at(text.index("Corvane2")) == columns  # past blank lines and rows
+    assert columns_at(text.index("Aeroclust\t120")) == columns
+    assert columns_at(text.index(HEADER_LINE)) == ()  # the header itself
+    assert columns_at(text.index("The figures")) == ()  # not a row
+    # Text between two tables ends the first one; more than a few blank lines do too.
     other = f"{HEADER_LINE}\n{ROWS[0]}\nSome prose.\n{ROWS[1]}\n"
-    assert columns_before(other, other.index("Brightworks")) == ()
+    assert table_columns(other)(other.index("Brightworks")) == ()
+    apart = f"{HEADER_LINE}\n{ROWS[0]}" + "\n" * 8 + f"{ROWS[1]}\n"
+    assert table_columns(apart)(apart.index("Brightworks")) == ()
+    # A Markdown table: the rule under the header is part of it.
+    markdown = "| Cluster | Members | SMEs |\n|---|---|---|\n| Aeroclust | 120 | 85 |\n"
+    assert table_columns(markdown)(markdown.index("| Aeroclust")) == ("Cluster", "Members", "SMEs")
+
+
+def test_a_table_of_many_rows_is_swept_once() -> None:
+    # Looking up each chunk's header by walking up from its first row read the table again for
+    # every chunk: quadratic in its rows.
+    rows = "\n".join(f"Cluster{i}\t{i} members\t{i}\tTheme {i}" for i in range(20_000))
+    text = f"Figures\n{HEADER_LINE}\n{rows}\n"
+    calls = 0
+    real = tables.cells
+
+    def counting(line: str) -> list[str] | None:
+        nonlocal calls
+        calls += 1
+        return real(line)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tables, "cells", counting)
+        columns_at = table_columns(text)
+        assert all(columns_at(text.index(f"Cluster{i}\t")) for i in (0, 10_000, 19_999))
+    assert calls <= 20_003, calls
 
 
 def test_chunks_of_a_long_table_carry_its_column_names_and_read_their_rows_with_them() -> None:

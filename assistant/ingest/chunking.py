@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import tiktoken
 
 from assistant.ingest import tokens
-from assistant.ingest.tables import columns_before
+from assistant.ingest.tables import table_columns
 from assistant.records import Chunk, Document, Page, Section, Sentence
 from assistant.text import LIST_MARKER, MONTHS
 
@@ -226,6 +226,7 @@ class Chunker:
         # Looked up in one sweep, not by Document.section_at per leaf (and page_at per chunk),
         # which reads every section each time: a long document has thousands.
         page_at = _page_finder(document.pages)
+        columns_at = table_columns(document.text)
         for leaf, section in zip(leaves, _sections_at(document.sections, [leaf.start for leaf in leaves]), strict=True):
             path = section.path if section else ()
             subject = section.subject if section else document.subject
@@ -235,8 +236,8 @@ class Chunker:
                 if heading_end < 0 or all(s.end <= heading_end for s in sentences):
                     continue  # only the heading: its title lives on in the children's paths
             for group in self._pack(document.text, sentences):
-                chunk = self._make(document, group, path, subject, len(chunks), page_at)
-                for piece in self._fit(document, chunk, path, subject, page_at):
+                chunk = self._make(document, group, path, subject, len(chunks), page_at, columns_at)
+                for piece in self._fit(document, chunk, path, subject, page_at, columns_at):
                     chunks.append(self._renumber(piece, len(chunks)))
         return chunks
 
@@ -285,6 +286,7 @@ class Chunker:
         subject: str,
         n: int,
         page_at: Callable[[int], int | None],
+        columns_at: Callable[[int], tuple[str, ...]],
     ) -> Chunk:
         start, end = group[0].start, group[-1].end
         text = document.text[start:end]
@@ -301,7 +303,7 @@ class Chunker:
             sentences=tuple(group),
             tokens=tokens.count_tokens(text),
             page=page_at(start),
-            columns=columns_before(document.text, start),
+            columns=columns_at(start),
         )
 
     def _fit(
@@ -311,6 +313,7 @@ class Chunker:
         path: tuple[str, ...],
         subject: str,
         page_at: Callable[[int], int | None],
+        columns_at: Callable[[int], tuple[str, ...]],
     ) -> list[Chunk]:
         # Split in two at a sentence until each piece is within max_tokens (packing counts the
         # sentences, not what lies between them: list markers, dropped fragments) and the
@@ -326,8 +329,8 @@ class Chunker:
         middle = len(sentences) // 2
         out = []
         for part in (sentences[:middle], sentences[middle:]):
-            piece = self._make(document, part, path, subject, chunk.n, page_at)
-            out.extend(self._fit(document, piece, path, subject, page_at))
+            piece = self._make(document, part, path, subject, chunk.n, page_at, columns_at)
+            out.extend(self._fit(document, piece, path, subject, page_at, columns_at))
         return out
 
     @staticmethod

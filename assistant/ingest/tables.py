@@ -17,7 +17,8 @@ header row (a list of column names) as an answer.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Sequence
+from bisect import bisect_right
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -98,35 +99,44 @@ def read_row(row: Sequence[str], columns: tuple[str, ...], wanted: Collection[st
     return " ".join(parts)
 
 
-def columns_before(text: str, start: int) -> tuple[str, ...]:
-    """Returns the column names of the table whose body row begins at `start`, when its header row
-    lies before it (or () when `start` is not in a table body, or the header is at `start`).
+def table_columns(text: str) -> Callable[[int], tuple[str, ...]]:
+    """Returns a function: offset of a table's body row in `text` -> the column names its header
+    row gives (() for other offsets, the header row itself included). One sweep over the lines.
 
-    The header is the table's first row. Blank lines between rows (page breaks of an export) do
+    The header is a table's first row. Blank lines between rows (page breaks of an export) do
     not end a table; any other text does.
     """
-    line_start = text.rfind("\n", 0, start) + 1
-    line_end = text.find("\n", start)
-    line = text[line_start : line_end if line_end >= 0 else len(text)]
-    if cells(line) is None or is_rule(line):
-        return ()
-    header: list[str] | None = None
-    top, blanks = line_start, 0
-    while top > 0 and blanks <= MAX_BLANK_LINES:
-        above_start = text.rfind("\n", 0, top - 1) + 1
-        above = text[above_start : top - 1]
-        top = above_start
-        if not above.strip():
-            blanks += 1
-            continue
-        blanks = 0
-        if is_rule(above):
-            continue
-        row = cells(above)
-        if row is None:
-            break
-        header = row
-    return tuple(header) if header is not None and is_header(header) else ()
+    bodies: list[tuple[int, int, tuple[str, ...]]] = []  # (first offset after the header, end, columns)
+    columns: tuple[str, ...] | None = None  # None: not in a table
+    body_start = body_end = blanks = 0
+    position = 0
+    while position <= len(text):
+        end = text.find("\n", position)
+        end = len(text) if end < 0 else end
+        line = text[position:end]
+        row = None if is_rule(line) or not line.strip() else cells(line)
+        if columns is not None and (not line.strip() or is_rule(line)):
+            blanks += not line.strip()
+        elif row is not None and columns is not None and blanks <= MAX_BLANK_LINES:
+            body_end, blanks = end, 0
+        else:
+            if columns:
+                bodies.append((body_start, body_end, columns))
+            columns = None
+            if row is not None:
+                columns = tuple(row) if is_header(row) else ()
+                body_start = body_end = end + 1
+                blanks = 0
+        position = end + 1
+    if columns:
+        bodies.append((body_start, body_end, columns))
+    starts = [b[0] for b in bodies]
+
+    def columns_at(offset: int) -> tuple[str, ...]:
+        k = bisect_right(starts, offset) - 1
+        return bodies[k][2] if k >= 0 and offset < bodies[k][1] else ()
+
+    return columns_at
 
 
 @dataclass(frozen=True)
