@@ -114,9 +114,10 @@ def table_columns(text: str) -> Callable[[int], tuple[str, ...]]:
         end = text.find("\n", position)
         end = len(text) if end < 0 else end
         line = text[position:end]
-        row = None if is_rule(line) or not line.strip() else cells(line)
-        if columns is not None and (not line.strip() or is_rule(line)):
-            blanks += not line.strip()
+        blank, rule = not line.strip(), is_rule(line)
+        row = None if blank or rule else cells(line)
+        if columns is not None and (blank or rule):
+            blanks += blank
         elif row is not None and columns is not None and blanks <= MAX_BLANK_LINES:
             body_end, blanks = end, 0
         else:
