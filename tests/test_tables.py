@@ -60,6 +60,12 @@ def test_a_row_reads_with_its_column_names_and_only_those_asked_about() -> None:
     # Empty last cells dropped by the export count as empty; a row far longer than the header does not line up.
     assert read_row(["Brightworks", "64 members"], columns) == "Brightworks. Members: 64 members."
     assert read_row(["a", "b", "c", "d", "e", "f"], columns) is None
+    # A row the export wrapped over several lines: its cells are cut inside brackets.
+    assert read_row(["(Lombardy regional", "S34Growth (Interreg", "Adaptive", "x"], columns) is None
+    assert read_row(["Alpine Space)", "", "Alpes),", ""], columns) is None
+    assert read_row(["Brightworks (BW)", "64 [2]", "40", "Lighting"], columns) is not None
+    # Only the last cell cut: a long row the chunker cut in pieces, still read.
+    assert read_row(["Brightworks", "64 members", "40", "Lighting (LED, lam"], columns) is not None
 
 
 def test_a_row_of_ticks_lists_the_columns_it_ticks() -> None:

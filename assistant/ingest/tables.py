@@ -70,12 +70,15 @@ def read_row(row: Sequence[str], columns: tuple[str, ...], wanted: Collection[st
     """Returns a body row as a statement with its column names, or None when they do not line up.
 
     A header whose first cell is empty names the other columns; the row's first cell is then
-    what the row is about. Ticked cells list their columns; empty cells say nothing. When some
+    what the row is about. A row the export wrapped over several lines (a cell, not the last,
+    cut inside brackets) is a fragment, not read. Ticked cells list their columns; empty cells say nothing. When some
     column names share a term with `wanted` (a question's terms), only those columns are told:
     "Minalogic. Number of SMEs: 240." for "How many SMEs does Minalogic have?"; else when some
     short values do ("Minalogic. Size of the Network: 330 Members." for "How many members ...?").
     """
-    if not columns or len(row) > len(columns) + 1:
+    filled = [c for c in row if c]
+    # The last cell may be cut by the chunker (a row longer than a chunk is cut in pieces).
+    if not columns or len(row) > len(columns) + 1 or any(_cut(c) for c in filled[:-1]):
         return None
     if len(row) == len(columns) + 1 and columns[0]:
         columns = ("", *columns)  # the header leaves the rows' first column unnamed (or lost its tab)
@@ -97,6 +100,17 @@ def read_row(row: Sequence[str], columns: tuple[str, ...], wanted: Collection[st
     if label:
         return f"{label}{':' if ticked and not stated else '.'} {' '.join(parts)}"
     return " ".join(parts)
+
+
+def _cut(cell: str) -> bool:
+    # A cell that opens a bracket it does not close, or closes one it did not open, was wrapped
+    # over several lines by the export ("S34Growth (Interreg" / "Europe)"): its row is a fragment.
+    depth = 0
+    for c in cell:
+        depth += (c in "([") - (c in ")]")
+        if depth < 0:
+            return True
+    return depth != 0
 
 
 def table_columns(text: str) -> Callable[[int], tuple[str, ...]]:
