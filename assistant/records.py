@@ -102,8 +102,12 @@ class Chunk:
         parts = [self.title, *self.section_path]
         line = " > ".join(p for p in parts if p)
         # A row says what its cells are only through its columns: "240" is the "Number of SMEs".
-        named = [c for c in self.columns if c]
-        return f"{line} | {' | '.join(named)}" if named else line
+        return f"{line} | {self.column_names}" if self.column_names else line
+
+    @property
+    def column_names(self) -> str:
+        """The named columns of the chunk's table rows, "Size of the Network | Number of SMEs" ("" for none)."""
+        return " | ".join(c for c in self.columns if c)
 
     def sentence_text(self, sentence: Sentence) -> str:
         """Returns the text of one of this chunk's sentences."""

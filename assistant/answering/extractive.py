@@ -223,7 +223,7 @@ class ExtractiveAnswerer:
             items = self._section_items(candidates) or self._list_items(candidates)
             if len(items) > 1:
                 answer = self._list_answer(question, items, hits)
-        answer = answer or self._fact_answer(question, best, candidates, hits)
+        answer = answer or self._fact_answer(q, best, candidates, hits)
         return replace(answer, confidence=confidence)
 
     # -- evidence ---------------------------------------------------------------------
@@ -353,7 +353,7 @@ class ExtractiveAnswerer:
         text, citations = compose_list(items, hits)
         return Answer(question=question, text=text, citations=citations, abstained=False, hits=tuple(hits))
 
-    def _fact_answer(self, question: str, best: Scored, candidates: list[Scored], hits: Sequence[Hit]) -> Answer:
+    def _fact_answer(self, q: QuestionProfile, best: Scored, candidates: list[Scored], hits: Sequence[Hit]) -> Answer:
         chunk = best.hit.chunk
         chosen = quoted_sentences(chunk, best.index, self.settings.max_items)
         if not best.text.rstrip().endswith(":"):
@@ -370,8 +370,8 @@ class ExtractiveAnswerer:
                     break
         first, last = chunk.sentences[chosen[0]], chunk.sentences[chosen[-1]]
         return Answer(
-            question=question,
-            text=f"{strip_footnotes(quoted_text(chunk, chosen, best.index, profile(question).terms))} [1]",
+            question=q.text,
+            text=f"{strip_footnotes(quoted_text(chunk, chosen, best.index, q.terms))} [1]",
             citations=(cite(1, chunk, Sentence(first.start, last.end)),),
             abstained=False,
             hits=tuple(hits),

@@ -154,8 +154,8 @@ def _source_block(source: Source) -> str:
         attributes += f' section="{_attribute(" > ".join(chunk.section_path))}"'
     if chunk.page is not None:
         attributes += f' page="{chunk.page}"'
-    if any(chunk.columns):  # the passage holds rows of a table whose header row it does not
-        attributes += f' columns="{_attribute(" | ".join(c for c in chunk.columns if c))}"'
+    if chunk.column_names:  # the passage holds rows of a table whose header row it does not
+        attributes += f' columns="{_attribute(chunk.column_names)}"'
     body = neutralise(source.text.strip())
     if source.cut:
         body += " …"

@@ -171,7 +171,7 @@ class ReaderAnswerer:
             items = self._section_items(reads) or self._list_items(reads)
             if len(items) > 1:
                 answer = compose_list(items, hits)
-        answer = answer or self._fact_answer(question, reads[0], hits)
+        answer = answer or self._fact_answer(q, reads[0], hits)
         return Answer(
             question=question,
             text=answer[0],
@@ -291,11 +291,11 @@ class ReaderAnswerer:
         accepted = (r for r in reads if r.p >= self.threshold and r.verdict.p_answer >= floor)
         return named_items(accepted, self.settings.max_items)
 
-    def _fact_answer(self, question: str, best: Read, hits: Sequence[Hit]) -> tuple[str, tuple[Citation, ...]]:
+    def _fact_answer(self, q: QuestionProfile, best: Read, hits: Sequence[Hit]) -> tuple[str, tuple[Citation, ...]]:
         chunk = best.hit.chunk
         chosen = quoted_sentences(chunk, best.index, self.settings.max_items)
         # A document's own footnote markers ("Stuttgart [5].") would read as citations.
-        body = strip_footnotes(quoted_text(chunk, chosen, best.index, profile(question).terms))
+        body = strip_footnotes(quoted_text(chunk, chosen, best.index, q.terms))
         first, last = chunk.sentences[chosen[0]], chunk.sentences[chosen[-1]]
         citation = cite(1, chunk, Sentence(first.start, last.end))
         short = self._short_answer(best, body)

@@ -70,11 +70,12 @@ def read_row(row: Sequence[str], columns: tuple[str, ...], wanted: Collection[st
     """Returns a body row as a statement with its column names, or None when they do not line up.
 
     A header whose first cell is empty names the other columns; the row's first cell is then
-    what the row is about. A row the export wrapped over several lines (a cell, not the last,
-    cut inside brackets) is a fragment, not read. Ticked cells list their columns; empty cells say nothing. When some
-    column names share a term with `wanted` (a question's terms), only those columns are told:
-    "Minalogic. Number of SMEs: 240." for "How many SMEs does Minalogic have?"; else when some
-    short values do ("Minalogic. Size of the Network: 330 Members." for "How many members ...?").
+    what the row is about. Ticked cells list their columns; empty cells say nothing. A row the
+    export wrapped over several lines (a cell, not the last, cut inside brackets) is a fragment,
+    not read. When some column names share a term with `wanted` (a question's terms), only
+    those columns are told: "Minalogic. Number of SMEs: 240." for "How many SMEs does Minalogic
+    have?"; else when some short values do ("Minalogic. Size of the Network: 330 Members." for
+    "How many members ...?").
     """
     filled = [c for c in row if c]
     # The last cell may be cut by the chunker (a row longer than a chunk is cut in pieces).
@@ -87,11 +88,15 @@ def read_row(row: Sequence[str], columns: tuple[str, ...], wanted: Collection[st
     pairs = list(zip(columns, row, strict=False))
     if not columns[0]:
         label, pairs = row[0], pairs[1:]
-    wanted = set(wanted)
-    named = [(name, value) for name, value in pairs if value and set(analyze(name)) & wanted]
-    # Or a short value that says what it counts: "330 Members" for "How many members ...?".
-    valued = [(n, v) for n, v in pairs if len(v.split()) <= MAX_HEADER_WORDS and set(analyze(v)) & wanted]
-    pairs = named or valued or pairs
+    if wanted:
+        wanted = set(wanted)
+        asked = [(n, v) for n, v in pairs if v and set(analyze(n)) & wanted] or [
+            # Or a short value that says what it counts: "330 Members" for "How many members ...?".
+            (n, v)
+            for n, v in pairs
+            if len(v.split()) <= MAX_HEADER_WORDS and set(analyze(v)) & wanted
+        ]
+        pairs = asked or pairs
     ticked = [name for name, value in pairs if value in TICKS and name]
     stated = [f"{name}: {value}." if name else f"{value}." for name, value in pairs if value and value not in TICKS]
     if not stated and not ticked:
